@@ -1,0 +1,18 @@
+"""numalex: AlexNet from scratch in NumPy and Numba.
+
+    import numalex
+    model = numalex.alexnet("torchvision")        # or "original", "bvlc"
+    logits = model(x, backend="numba")            # x: (N, 3, 224, 224) float32
+    print(numalex.summary(model))                 # the layer table, computed
+    numalex.conv_output_size(224, 11, stride=4, padding=2)   # 55
+"""
+from . import backends
+from .alexnet import alexnet
+from .model import LayerRecord, Model, StateDictError
+from .shapes import ShapeError, conv_output_size, size_arithmetic
+from .summary import summary
+
+__version__ = "0.1.0"
+
+__all__ = ["alexnet", "backends", "conv_output_size", "size_arithmetic", "summary",
+           "LayerRecord", "Model", "ShapeError", "StateDictError", "__version__"]

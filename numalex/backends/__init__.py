@@ -1,0 +1,50 @@
+"""Backends: one module each, all exporting the same functions.
+
+The contract (NCHW float32 in, NCHW float32 out)::
+
+    conv2d(x, w, b, stride, padding, groups=1, dilation=1)
+    max_pool2d(x, kernel, stride, padding=0, ceil_mode=False)
+    adaptive_avg_pool2d(x, out_hw)
+    lrn(x, size, alpha, beta, k)
+    relu(x)
+    linear(x, w, b)
+
+plus the plumbing a forward pass needs: ``to_backend(host_array)``,
+``to_numpy(array)``, ``prepare_params(dict)`` (weights as the backend keeps
+them, e.g. uploaded once to a GPU) and ``synchronize()`` (for timings).
+
+    >>> from numalex import backends
+    >>> backends.get("numpy").relu(x)
+"""
+from __future__ import annotations
+
+import importlib
+
+MODULES = {"numpy": "numpy_ref", "numba": "numba_cpu", "cuda": "numba_cuda"}
+
+
+class BackendUnavailable(RuntimeError):
+    """The backend cannot run here; the message says what to install or set."""
+
+
+def get(name: str):
+    """The backend module called `name` ("numpy", "numba" or "cuda")."""
+    if name not in MODULES:
+        raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(MODULES)}")
+    try:
+        return importlib.import_module(f".{MODULES[name]}", __name__)
+    except ModuleNotFoundError as err:
+        raise BackendUnavailable(f"backend {name!r} needs the package {err.name!r}: "
+                                 f"pip install {err.name}") from err
+
+
+def available() -> list[str]:
+    """Names of the backends that can run on this machine, in MODULES order."""
+    names = []
+    for name in MODULES:
+        try:
+            get(name)
+        except BackendUnavailable:
+            continue
+        names.append(name)
+    return names

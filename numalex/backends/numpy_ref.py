@@ -1,0 +1,128 @@
+"""The NumPy reference backend: direct, readable, vectorised. The oracle.
+
+Every function takes and returns NCHW float32 arrays (``(N, F)`` for
+``linear``). No Python loop runs over pixels: windows are strided *views*
+of the input (``sliding_window_view``), and the arithmetic is one
+``tensordot`` or one reduction over those views. Read this file first; the
+Numba and CUDA backends compute the same numbers faster.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from ..shapes import adaptive_bins, conv_output_size
+
+name = "numpy"
+
+
+def to_backend(x: np.ndarray) -> np.ndarray:
+    """Host array -> this backend's array (a float32 C-contiguous copy if needed)."""
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def to_numpy(x: np.ndarray) -> np.ndarray:
+    """This backend's array -> host NumPy array."""
+    return np.asarray(x)
+
+
+def prepare_params(params: dict) -> dict:
+    """Weights as this backend keeps them (here: float32, contiguous)."""
+    return {key: to_backend(value) for key, value in params.items()}
+
+
+def synchronize() -> None:
+    """Wait for queued work (nothing to wait for on the CPU)."""
+
+
+def _windows(x, kernel, stride, dilation):
+    """All k x k windows of x as a view.
+
+    x: (N, C, H, W) -> (N, C, Ho, Wo, k, k), where window (i, j) starts at
+    row i*stride, column j*stride and takes every `dilation`-th pixel.
+    Ho = floor((H - span)/stride) + 1 falls out of the slicing itself.
+    """
+    span = dilation * (kernel - 1) + 1
+    win = sliding_window_view(x, (span, span), axis=(2, 3))
+    return win[:, :, ::stride, ::stride, ::dilation, ::dilation]
+
+
+def conv2d(x, w, b, stride=1, padding=0, groups=1, dilation=1):
+    """Cross-correlation, as PyTorch and Caffe define convolution.
+
+    x: (N, C, H, W), w: (O, C/groups, k, k), b: (O,) -> (N, O, Ho, Wo)
+    y[n, o, i, j] = b[o] + sum_{c,u,v} w[o, c, u, v] * xp[n, g*C/G + c,
+                                                          i*s + u*d, j*s + v*d]
+    where xp is x zero-padded by `padding` and g is the group of o.
+    """
+    n, c, _, _ = x.shape
+    out_ch, c_per_group, k, _ = w.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    win = _windows(xp, k, stride, dilation)                 # (N, C, Ho, Wo, k, k)
+    o_per_group = out_ch // groups
+    outputs = []
+    for g in range(groups):                                 # groups: 1 or 2 here
+        win_g = win[:, g * c_per_group:(g + 1) * c_per_group]
+        w_g = w[g * o_per_group:(g + 1) * o_per_group]      # (O/G, C/G, k, k)
+        # contract channel and kernel axes: (N, Ho, Wo, O/G)
+        outputs.append(np.tensordot(win_g, w_g, axes=([1, 4, 5], [1, 2, 3])))
+    y = np.concatenate(outputs, axis=3) + b                 # (N, Ho, Wo, O)
+    return np.ascontiguousarray(y.transpose(0, 3, 1, 2), dtype=np.float32)
+
+
+def max_pool2d(x, kernel, stride, padding=0, ceil_mode=False):
+    """Max over k x k windows. Padding is -inf, so it never wins.
+
+    x: (N, C, H, W) -> (N, C, Ho, Wo). In ceil mode the last window may hang
+    past the bottom/right edge; extra -inf rows make room for it.
+    """
+    h, w = x.shape[2:]
+    ho = conv_output_size(h, kernel, stride, padding, ceil_mode=ceil_mode)
+    wo = conv_output_size(w, kernel, stride, padding, ceil_mode=ceil_mode)
+    extra_h = max(0, (ho - 1) * stride + kernel - (h + 2 * padding))
+    extra_w = max(0, (wo - 1) * stride + kernel - (w + 2 * padding))
+    xp = np.pad(x, ((0, 0), (0, 0), (padding, padding + extra_h), (padding, padding + extra_w)),
+                constant_values=-np.inf)
+    win = _windows(xp, kernel, stride, 1)[:, :, :ho, :wo]   # (N, C, Ho, Wo, k, k)
+    return np.ascontiguousarray(win.max(axis=(4, 5)), dtype=np.float32)
+
+
+def adaptive_avg_pool2d(x, out_hw):
+    """Average over PyTorch's adaptive bins, by an integral image.
+
+    x: (N, C, H, W) -> (N, C, oh, ow). Bin i spans rows
+    [floor(i*H/oh), ceil((i+1)*H/oh)). With S the 2-D cumulative sum (a zero
+    row and column in front), a bin's sum is S[e,f] - S[s,f] - S[e,t] + S[s,t].
+    """
+    oh, ow = out_hw
+    h, w = x.shape[2:]
+    rows = np.array(adaptive_bins(h, oh))                   # (oh, 2): start, end
+    cols = np.array(adaptive_bins(w, ow))                   # (ow, 2)
+    s = np.zeros(x.shape[:2] + (h + 1, w + 1), dtype=np.float64)
+    s[:, :, 1:, 1:] = x.cumsum(axis=2, dtype=np.float64).cumsum(axis=3)
+    r0, r1 = rows[:, 0, None], rows[:, 1, None]             # (oh, 1)
+    c0, c1 = cols[None, :, 0], cols[None, :, 1]             # (1, ow)
+    total = s[:, :, r1, c1] - s[:, :, r0, c1] - s[:, :, r1, c0] + s[:, :, r0, c0]
+    return (total / ((r1 - r0) * (c1 - c0))).astype(np.float32)
+
+
+def lrn(x, size, alpha, beta, k):
+    """Local response normalisation across channels (Caffe / PyTorch).
+
+    x: (N, C, H, W). y = x / (k + alpha/size * sum_{c'} x[c']^2)^beta, the sum
+    over channels c - size//2 ... c + (size-1)//2 that exist.
+    """
+    sq = np.pad(np.square(x, dtype=np.float32),
+                ((0, 0), (size // 2, (size - 1) // 2), (0, 0), (0, 0)))
+    window_sum = sliding_window_view(sq, size, axis=1).sum(axis=-1)   # (N, C, H, W)
+    return (x / (k + alpha / size * window_sum) ** beta).astype(np.float32)
+
+
+def relu(x):
+    """max(x, 0), elementwise."""
+    return np.maximum(x, 0, dtype=np.float32)
+
+
+def linear(x, w, b):
+    """x: (N, in), w: (out, in), b: (out,) -> (N, out) = x w^T + b."""
+    return (x @ w.T + b).astype(np.float32, copy=False)

@@ -1,0 +1,216 @@
+"""Model: layer specs plus a dict of parameter arrays, run on any backend.
+
+    model = numalex.alexnet("torchvision")
+    logits = model(x, backend="numba")         # x: (N, 3, 224, 224) float32
+    for r in model.trace(x): print(r.name, r.output_shape, r.seconds)
+
+A forward pass checks the input, predicts every layer's output shape with
+the formula (so a bad size fails before any work, naming the layer), then
+folds the layers through one backend. Weights are converted for a backend
+once (e.g. uploaded to the GPU) and kept until new weights are loaded.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import backends
+from .shapes import ShapeError
+
+
+class StateDictError(ValueError):
+    """A state dict does not fit the model; lists missing/unexpected/mis-shaped keys."""
+
+    def __init__(self, missing, unexpected, mismatched):
+        self.missing, self.unexpected, self.mismatched = missing, unexpected, mismatched
+        lines = ["state dict does not fit the model:"]
+        if missing:
+            lines.append(f"  missing ({len(missing)}): {', '.join(missing)}")
+        if unexpected:
+            lines.append(f"  unexpected ({len(unexpected)}): {', '.join(unexpected)}")
+        for key, got, want in mismatched:
+            lines.append(f"  mis-shaped: {key} is {got}, the model needs {want}")
+        super().__init__("\n".join(lines))
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    """What load_state_dict(strict=False) left out."""
+
+    missing: list
+    unexpected: list
+
+
+@dataclass(frozen=True)
+class LayerRecord:
+    """One layer of a traced forward pass. Shapes include the batch axis."""
+
+    name: str
+    type: str
+    input_shape: tuple
+    output_shape: tuple
+    expected_shape: tuple
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        """Did the kernel produce the shape the formula predicts?"""
+        return self.output_shape == self.expected_shape
+
+
+def check_input(x) -> np.ndarray:
+    """Validate a batch of images and return it as float32.
+
+    x: (N, C, H, W) floating point, finite. Errors say what is wrong and how
+    to fix it, before any kernel sees the data.
+    """
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"input must be a NumPy array of shape (N, 3, H, W), "
+                        f"got {type(x).__name__}")
+    if not np.issubdtype(x.dtype, np.floating):
+        raise TypeError(f"input must be floating point (float32), got dtype {x.dtype}; "
+                        f"convert images with x.astype(np.float32) and normalise them")
+    if x.ndim != 4:
+        hint = " (add a batch axis: x[None])" if x.ndim == 3 else ""
+        raise ShapeError(f"input must have shape (N, C, H, W), got {x.shape}{hint}")
+    if x.shape[0] == 0:
+        raise ShapeError(f"input batch is empty: shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError("input contains NaN or infinity")
+    return x.astype(np.float32, copy=False)
+
+
+class Model:
+    """An AlexNet variant: ordered (name, spec) layers and their parameters."""
+
+    def __init__(self, variant: str, layers: list, input_size: int, params: dict):
+        self.variant = variant
+        self.layers = list(layers)
+        self.input_size = input_size
+        self._params = {}
+        self._prepared = {}                      # backend name -> its copy of the weights
+        self.load_state_dict(params)
+
+    # ---- shapes -------------------------------------------------------------
+    @property
+    def input_shape(self) -> tuple:
+        """Per-sample input shape (3, S, S) the model was built for."""
+        return (self.layers[0][1].in_channels, self.input_size, self.input_size)
+
+    @property
+    def num_classes(self) -> int:
+        return self.layers[-1][1].out_features
+
+    def expected_shapes(self, in_shape=None) -> list[tuple]:
+        """Per-layer (input, output) shapes, per sample, from the formula.
+
+        Raises ShapeError naming the first layer that cannot take its input.
+        """
+        shape = tuple(self.input_shape if in_shape is None else in_shape)
+        result = []
+        for name, spec in self.layers:
+            out = spec.out_shape(shape, name)
+            result.append((shape, out))
+            shape = out
+        return result
+
+    # ---- parameters ---------------------------------------------------------
+    def param_shapes(self) -> dict[str, tuple]:
+        """{key: shape} for every parameter, e.g. 'conv1.weight': (96, 3, 11, 11)."""
+        return {f"{name}.{suffix}": shape for name, spec in self.layers
+                for suffix, shape in spec.param_shapes().items()}
+
+    def num_params(self) -> int:
+        return sum(math.prod(shape) for shape in self.param_shapes().values())
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """{key: array}. The arrays are the model's own; copy before editing."""
+        return dict(self._params)
+
+    def load_state_dict(self, state_dict: dict, strict: bool = True) -> LoadReport:
+        """Replace parameters. Mis-shaped keys always fail; with strict=True
+        (the default) missing and unexpected keys fail too. The error lists
+        every problem at once."""
+        want = self.param_shapes()
+        missing = [k for k in want if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in want]
+        mismatched = [(k, tuple(np.shape(v)), want[k]) for k, v in state_dict.items()
+                      if k in want and tuple(np.shape(v)) != want[k]]
+        if mismatched or (strict and (missing or unexpected)):
+            raise StateDictError(missing, unexpected, mismatched)
+        for key in want:
+            if key in state_dict:
+                value = np.asarray(state_dict[key])
+                if not np.issubdtype(value.dtype, np.number):
+                    raise TypeError(f"parameter {key} has non-numeric dtype {value.dtype}")
+                self._params[key] = np.ascontiguousarray(value, dtype=np.float32)
+        self._prepared.clear()
+        return LoadReport(missing, unexpected)
+
+    def _layer_params(self, backend) -> list[dict]:
+        """Per layer, {'weight': ..., 'bias': ...} as `backend` keeps them."""
+        if backend.name not in self._prepared:
+            prepared = backend.prepare_params(self._params)
+            self._prepared[backend.name] = [
+                {suffix: prepared[f"{name}.{suffix}"] for suffix in spec.param_shapes()}
+                for name, spec in self.layers]
+        return self._prepared[backend.name]
+
+    # ---- running ------------------------------------------------------------
+    def forward(self, x, backend: str = "numpy") -> np.ndarray:
+        """x: (N, 3, H, W) float32 -> logits (N, num_classes), float32."""
+        x = check_input(x)
+        self.expected_shapes(x.shape[1:])
+        be = backends.get(backend)
+        h = be.to_backend(x)
+        for (_, spec), params in zip(self.layers, self._layer_params(be)):
+            h = spec.forward(be, h, params)
+        return be.to_numpy(h)
+
+    __call__ = forward
+
+    def trace(self, x, backend: str = "numpy") -> list[LayerRecord]:
+        """Run a forward pass layer by layer; record actual and expected shapes
+        and the seconds each layer took (the backend is synchronised around
+        each layer, so times are honest but slightly pessimistic)."""
+        x = check_input(x)
+        batch = x.shape[0]
+        expected = self.expected_shapes(x.shape[1:])
+        be = backends.get(backend)
+        params = self._layer_params(be)
+        h = be.to_backend(x)
+        records = []
+        for (name, spec), layer_params, (_, out) in zip(self.layers, params, expected):
+            in_shape = tuple(h.shape)
+            be.synchronize()
+            start = time.perf_counter()
+            h = spec.forward(be, h, layer_params)
+            be.synchronize()
+            seconds = time.perf_counter() - start
+            records.append(LayerRecord(name, type(spec).__name__, in_shape, tuple(h.shape),
+                                       (batch,) + out, seconds))
+        return records
+
+    def __repr__(self) -> str:
+        return (f"Model({self.variant!r}, input {self.input_size}x{self.input_size}, "
+                f"{self.num_classes} classes, {self.num_params():,} params)")
+
+
+def init_params(layers: list, seed: int = 0) -> dict[str, np.ndarray]:
+    """Seeded random parameters: He-normal weights (std = sqrt(2/fan_in)) and
+    PyTorch-style uniform biases in +-1/sqrt(fan_in)."""
+    rng = np.random.default_rng(seed)
+    params = {}
+    for name, spec in layers:
+        shapes = spec.param_shapes()
+        if not shapes:
+            continue
+        fan_in = math.prod(shapes["weight"][1:])
+        weight = rng.standard_normal(shapes["weight"], dtype=np.float32)
+        params[f"{name}.weight"] = weight * np.float32(math.sqrt(2.0 / fan_in))
+        bound = 1.0 / math.sqrt(fan_in)
+        params[f"{name}.bias"] = rng.uniform(-bound, bound, shapes["bias"]).astype(np.float32)
+    return params

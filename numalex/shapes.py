@@ -1,0 +1,184 @@
+"""The one owner of the output-size formula.
+
+Every sliding-window layer (convolution, max pooling) places a window of
+``span = dilation*(kernel-1) + 1`` input rows at offsets ``0, s, 2s, ...`` of
+the padded input, which has ``n + 2p`` rows. The number of windows is::
+
+    out = floor((n + 2p - d(k-1) - 1) / s) + 1          (floor mode)
+    out = ceil((n + 2p - d(k-1) - 1) / s) + 1           (ceil mode)
+
+In ceil mode a partial last window is allowed, but (PyTorch and Caffe agree)
+it must start inside the input or the left padding: if
+``(out-1)*s >= n + p`` the last window is dropped.
+
+Nothing else in numalex computes an output size: layers, kernels, the
+summary and the explanations all call :func:`conv_output_size` or
+:func:`size_arithmetic`.
+"""
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass
+
+
+class ShapeError(ValueError):
+    """A layer cannot take the shape it was given.
+
+    The message names the layer, the input size and the arithmetic that
+    failed, e.g. ``features.2 (MaxPool2d): input 2 too small: (2 - 3)/2 + 1``.
+    """
+
+
+def _check_int(name: str, value, minimum: int) -> int:
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    try:
+        value = operator.index(value)  # int or NumPy integer; not float
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, got {value!r}") from None
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class SizeArithmetic:
+    """The output-size formula evaluated for one spatial axis, with its story.
+
+    ``text`` reads like a worked example:
+    ``(224 + 2*2 - 11)/4 + 1 = 55.25 -> 55 (floor: 1 row unused)``.
+    """
+
+    n: int
+    kernel: int
+    stride: int
+    padding: int
+    dilation: int
+    ceil_mode: bool
+    out: int
+
+    @property
+    def span(self) -> int:
+        """Rows one window covers: d*(k-1) + 1."""
+        return self.dilation * (self.kernel - 1) + 1
+
+    @property
+    def exact(self) -> float:
+        """The formula before rounding: (n + 2p - span)/s + 1."""
+        return (self.n + 2 * self.padding - self.span) / self.stride + 1
+
+    @property
+    def unused_rows(self) -> int:
+        """Rows of the padded input no window reaches (floor mode drops them)."""
+        covered = (self.out - 1) * self.stride + self.span
+        return max(0, self.n + 2 * self.padding - covered)
+
+    @property
+    def overhang_rows(self) -> int:
+        """Rows the last window reaches past the padded input (ceil mode only)."""
+        covered = (self.out - 1) * self.stride + self.span
+        return max(0, covered - (self.n + 2 * self.padding))
+
+    @property
+    def expression(self) -> str:
+        """The left-hand side, e.g. ``(224 + 2*2 - 11)/4 + 1``."""
+        terms = [str(self.n)]
+        if self.padding:
+            terms.append(f"+ 2*{self.padding}")
+        if self.dilation == 1:
+            terms.append(f"- {self.kernel}")
+        else:
+            terms.append(f"- {self.dilation}*({self.kernel}-1) - 1")
+        return f"({' '.join(terms)})/{self.stride} + 1"
+
+    @property
+    def text(self) -> str:
+        exact = self.exact
+        shown = f"{exact:g}" if exact == int(exact) else f"{exact:.4g}"
+        if exact == self.out:
+            return f"{self.expression} = {shown}"
+        mode = "ceil" if self.ceil_mode else "floor"
+        if self.ceil_mode:
+            note = (f"last window overhangs {self.overhang_rows} row"
+                    f"{'s' if self.overhang_rows != 1 else ''}")
+            if self.unused_rows:
+                note = f"{self.unused_rows} row{'s' if self.unused_rows != 1 else ''} unused"
+        else:
+            note = f"{self.unused_rows} row{'s' if self.unused_rows != 1 else ''} unused"
+        return f"{self.expression} = {shown} -> {self.out} ({mode}: {note})"
+
+
+def size_arithmetic(n: int, kernel: int, stride: int = 1, padding: int = 0,
+                    dilation: int = 1, ceil_mode: bool = False,
+                    layer: str = "") -> SizeArithmetic:
+    """Evaluate the output-size formula for one axis and keep the working.
+
+    Raises :class:`ShapeError` when the padded input is shorter than one
+    window, and ``ValueError``/``TypeError`` for impossible hyper-parameters.
+    """
+    n = _check_int("input size", n, 1)
+    kernel = _check_int("kernel", kernel, 1)
+    stride = _check_int("stride", stride, 1)
+    padding = _check_int("padding", padding, 0)
+    dilation = _check_int("dilation", dilation, 1)
+    span = dilation * (kernel - 1) + 1
+    room = n + 2 * padding - span
+    where = f"{layer}: " if layer else ""
+    if room < 0:
+        pad = f" + 2*{padding}" if padding else ""
+        raise ShapeError(
+            f"{where}input size {n} is too small: the padded input ({n}{pad} = "
+            f"{n + 2 * padding}) is shorter than one window ({span} = "
+            f"{dilation}*({kernel}-1) + 1), so ({n}{pad} - {span})/{stride} + 1 "
+            f"= {room / stride + 1:.4g} < 1")
+    if ceil_mode:
+        out = -(-room // stride) + 1
+        if (out - 1) * stride >= n + padding:  # last window must start inside
+            out -= 1
+    else:
+        out = room // stride + 1
+    return SizeArithmetic(n, kernel, stride, padding, dilation, bool(ceil_mode), out)
+
+
+def conv_output_size(n: int, kernel: int, stride: int = 1, padding: int = 0,
+                     dilation: int = 1, ceil_mode: bool = False) -> int:
+    """Output length of a convolution or pooling window along one axis.
+
+    >>> conv_output_size(224, 11, stride=4, padding=2)   # torchvision conv1
+    55
+    >>> conv_output_size(54, 3, stride=2, ceil_mode=True)  # Caffe's pool1 at 224
+    27
+    """
+    return size_arithmetic(n, kernel, stride, padding, dilation, ceil_mode).out
+
+
+def check_pool_padding(kernel: int, padding: int, layer: str = "") -> None:
+    """Pooling padding must be at most half the kernel (PyTorch's rule).
+
+    A larger padding would let a window lie wholly in the padding.
+    """
+    if padding > kernel // 2:
+        where = f"{layer}: " if layer else ""
+        raise ValueError(
+            f"{where}pool padding {padding} is more than half the kernel "
+            f"({kernel}//2 = {kernel // 2}): a window could see only padding")
+
+
+def ceil_div(a: int, b: int) -> int:
+    """ceil(a/b) for non-negative integers, without floating point."""
+    return -(-a // b)
+
+
+def adaptive_bins(n: int, out: int) -> list[tuple[int, int]]:
+    """The [start, end) input rows that each adaptive-pool output row averages.
+
+    PyTorch's rule: start = floor(i*n/out), end = ceil((i+1)*n/out). Bins may
+    overlap when n is not a multiple of out; every input row is used.
+    """
+    n = _check_int("input size", n, 1)
+    out = _check_int("output size", out, 1)
+    return [(i * n // out, ceil_div((i + 1) * n, out)) for i in range(out)]
+
+
+__all__ = ["ShapeError", "SizeArithmetic", "size_arithmetic", "conv_output_size",
+           "check_pool_padding", "adaptive_bins", "ceil_div"]
