@@ -155,7 +155,7 @@ def alexnet(variant="torchvision", weights=None, num_classes=1000, width=1.0,
     name = canonical_variant(variant)
     size = NATIVE_INPUT[name] if input_size is None else input_size
     layers = variant_layers(name, num_classes, width, size)
-    model = Model(name, layers, size, init_params(layers, seed))
+    model = Model(name, layers, size, lambda: init_params(layers, seed))
     if weights is not None:
         from .weights import load_weights_for
 

@@ -12,7 +12,7 @@ import sys
 
 from .shapes import ShapeError
 
-COMMANDS = ["run", "summary"]
+COMMANDS = ["run", "summary", "explain", "sizes"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -86,13 +86,22 @@ def check_input(x) -> np.ndarray:
 class Model:
     """An AlexNet variant: ordered (name, spec) layers and their parameters."""
 
-    def __init__(self, variant: str, layers: list, input_size: int, params: dict):
+    def __init__(self, variant: str, layers: list, input_size: int, params):
+        """params: {key: array}, or a function returning one, called the first
+        time the weights are needed (a summary never pays for 61M randoms)."""
         self.variant = variant
         self.layers = list(layers)
         self.input_size = input_size
         self._params = {}
         self._prepared = {}                      # backend name -> its copy of the weights
-        self.load_state_dict(params)
+        self._make_params = params if callable(params) else None
+        if self._make_params is None:
+            self.load_state_dict(params)
+
+    def _materialize(self) -> None:
+        if self._make_params is not None:
+            make, self._make_params = self._make_params, None
+            self.load_state_dict(make())
 
     # ---- shapes -------------------------------------------------------------
     @property
@@ -128,12 +137,15 @@ class Model:
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """{key: array}. The arrays are the model's own; copy before editing."""
+        self._materialize()
         return dict(self._params)
 
     def load_state_dict(self, state_dict: dict, strict: bool = True) -> LoadReport:
         """Replace parameters. Mis-shaped keys always fail; with strict=True
         (the default) missing and unexpected keys fail too. The error lists
         every problem at once."""
+        if not strict:
+            self._materialize()                  # what is not loaded keeps its values
         want = self.param_shapes()
         missing = [k for k in want if k not in state_dict]
         unexpected = [k for k in state_dict if k not in want]
@@ -141,17 +153,21 @@ class Model:
                       if k in want and tuple(np.shape(v)) != want[k]]
         if mismatched or (strict and (missing or unexpected)):
             raise StateDictError(missing, unexpected, mismatched)
+        loaded = {}
         for key in want:
             if key in state_dict:
                 value = np.asarray(state_dict[key])
                 if not np.issubdtype(value.dtype, np.number):
                     raise TypeError(f"parameter {key} has non-numeric dtype {value.dtype}")
-                self._params[key] = np.ascontiguousarray(value, dtype=np.float32)
+                loaded[key] = np.ascontiguousarray(value, dtype=np.float32)
+        self._make_params = None                 # loaded weights replace the random ones
+        self._params.update(loaded)
         self._prepared.clear()
         return LoadReport(missing, unexpected)
 
     def _layer_params(self, backend) -> list[dict]:
         """Per layer, {'weight': ..., 'bias': ...} as `backend` keeps them."""
+        self._materialize()
         if backend.name not in self._prepared:
             prepared = backend.prepare_params(self._params)
             self._prepared[backend.name] = [
@@ -210,7 +226,8 @@ def init_params(layers: list, seed: int = 0) -> dict[str, np.ndarray]:
             continue
         fan_in = math.prod(shapes["weight"][1:])
         weight = rng.standard_normal(shapes["weight"], dtype=np.float32)
-        params[f"{name}.weight"] = weight * np.float32(math.sqrt(2.0 / fan_in))
+        weight *= np.float32(math.sqrt(2.0 / fan_in))
+        params[f"{name}.weight"] = weight
         bound = 1.0 / math.sqrt(fan_in)
         params[f"{name}.bias"] = rng.uniform(-bound, bound, shapes["bias"]).astype(np.float32)
     return params

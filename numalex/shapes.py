@@ -126,11 +126,12 @@ def size_arithmetic(n: int, kernel: int, stride: int = 1, padding: int = 0,
     where = f"{layer}: " if layer else ""
     if room < 0:
         pad = f" + 2*{padding}" if padding else ""
+        padded = f"padded input ({n}{pad} = {n + 2 * padding})" if padding else f"input ({n})"
+        window = f"{span} = {dilation}*({kernel}-1) + 1" if dilation > 1 else f"{span}"
         raise ShapeError(
-            f"{where}input size {n} is too small: the padded input ({n}{pad} = "
-            f"{n + 2 * padding}) is shorter than one window ({span} = "
-            f"{dilation}*({kernel}-1) + 1), so ({n}{pad} - {span})/{stride} + 1 "
-            f"= {room / stride + 1:.4g} < 1")
+            f"{where}input size {n} is too small: the {padded} is shorter than one "
+            f"window ({window}), so ({n}{pad} - {span})/{stride} + 1 = "
+            f"{room / stride + 1:.4g} < 1")
     if ceil_mode:
         out = -(-room // stride) + 1
         if (out - 1) * stride >= n + padding:  # last window must start inside

@@ -34,6 +34,8 @@ def get(name: str):
     try:
         return importlib.import_module(f".{MODULES[name]}", __name__)
     except ModuleNotFoundError as err:
+        if (err.name or "").startswith(__name__):
+            raise                        # our own module is missing: a broken install
         raise BackendUnavailable(f"backend {name!r} needs the package {err.name!r}: "
                                  f"pip install {err.name}") from err
 

@@ -73,8 +73,11 @@ def conv2d(x, w, b, stride=1, padding=0, groups=1, dilation=1):
 def max_pool2d(x, kernel, stride, padding=0, ceil_mode=False):
     """Max over k x k windows. Padding is -inf, so it never wins.
 
-    x: (N, C, H, W) -> (N, C, Ho, Wo). In ceil mode the last window may hang
-    past the bottom/right edge; extra -inf rows make room for it.
+    x: (N, C, H, W) -> (N, C, Ho, Wo). Instead of building every window, loop
+    over the k*k offsets (u, v) inside a window: offset (u, v) of all windows
+    at once is the strided slice xp[..., u::s, v::s], so the pool is k*k
+    elementwise maxima of output-sized arrays. In ceil mode the last window
+    may hang past the bottom/right edge; extra -inf rows make room for it.
     """
     h, w = x.shape[2:]
     ho = conv_output_size(h, kernel, stride, padding, ceil_mode=ceil_mode)
@@ -83,8 +86,11 @@ def max_pool2d(x, kernel, stride, padding=0, ceil_mode=False):
     extra_w = max(0, (wo - 1) * stride + kernel - (w + 2 * padding))
     xp = np.pad(x, ((0, 0), (0, 0), (padding, padding + extra_h), (padding, padding + extra_w)),
                 constant_values=-np.inf)
-    win = _windows(xp, kernel, stride, 1)[:, :, :ho, :wo]   # (N, C, Ho, Wo, k, k)
-    return np.ascontiguousarray(win.max(axis=(4, 5)), dtype=np.float32)
+    y = np.full(x.shape[:2] + (ho, wo), -np.inf, dtype=np.float32)
+    for u in range(kernel):
+        for v in range(kernel):
+            np.maximum(y, xp[:, :, u:u + stride * ho:stride, v:v + stride * wo:stride], out=y)
+    return y
 
 
 def adaptive_avg_pool2d(x, out_hw):

@@ -1,0 +1,1 @@
+"""Sub-commands of the `numalex` CLI, one module each (see numalex/cli.py)."""

@@ -1,0 +1,118 @@
+"""`numalex run`: the main job. Every variant, every backend, every shape checked.
+
+For each variant it builds the model (seeded random weights), traces one
+forward pass per backend, compares each layer's real output shape with the
+formula's prediction, compares the logits with the NumPy reference, and
+prints a per-layer table of times. Exit status 1 on any mismatch.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import backends
+from ..alexnet import DESCRIPTIONS, NATIVE_INPUT, alexnet, canonical_variant
+from ..progress import progress
+
+TOLERANCE = 1e-4   # max |y - ref| / max |ref| allowed between backends
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "run", help="forward passes of every variant on every backend, shapes checked (default)",
+        description="Build each AlexNet variant with seeded random weights, run a forward pass "
+                    "on every available backend, check every layer's output shape against "
+                    "floor((n + 2p - k)/s) + 1, compare the logits with the NumPy reference, "
+                    "and print per-layer times. Exits 1 if any shape or value disagrees.",
+        epilog="examples: numalex run | numalex run --variant caffe --backend numba --batch 8")
+    p.add_argument("--variant", action="append", metavar="V",
+                   help="torchvision, original or bvlc (repeatable; default: all three)")
+    p.add_argument("--backend", action="append", metavar="B",
+                   help="numpy, numba or cuda (repeatable; default: every available one)")
+    p.add_argument("--batch", type=int, default=1, help="images per forward pass (default 1)")
+    p.add_argument("--width", type=float, default=1.0,
+                   help="scale every conv and fc width (default 1: the real networks)")
+    p.add_argument("--seed", type=int, default=0, help="seed for weights and input")
+    p.set_defaults(func=run)
+
+
+def _choose_backends(requested) -> tuple[list[str], list[str]]:
+    """(backends to run, notes on the ones skipped)."""
+    names = requested or list(backends.MODULES)
+    chosen, skipped = [], []
+    for name in names:
+        try:
+            module = backends.get(name)
+        except backends.BackendUnavailable as err:
+            if requested:
+                raise
+            skipped.append(f"{name}: {err}")
+            continue
+        if not requested and getattr(module, "is_simulator", lambda: False)():
+            skipped.append(f"{name}: only the CUDA simulator is here; a full-size forward "
+                           f"would take hours (the test suite runs it on small nets)")
+            continue
+        chosen.append(name)
+    if "numpy" not in chosen:
+        chosen.insert(0, "numpy")          # the reference every backend is compared with
+    return chosen, skipped
+
+
+def _relative_error(y, ref) -> float:
+    return float(np.abs(y - ref).max() / max(np.abs(ref).max(), 1e-30))
+
+
+def _run_variant(variant, names, args) -> bool:
+    model = alexnet(variant, width=args.width, seed=args.seed)
+    size = NATIVE_INPUT[model.variant]
+    x = np.random.default_rng(args.seed).standard_normal(
+        (args.batch, 3, size, size), dtype=np.float32)
+    print(f"\n== {model.variant}: {DESCRIPTIONS[model.variant]}")
+    print(f"   {model.num_params():,} params, input ({args.batch}, 3, {size}, {size})")
+    traces, logits = {}, {}
+    for name in progress(names, f"   {model.variant}"):
+        model(x[:1], backend=name)                  # warm-up: JIT, weight upload
+        traces[name] = model.trace(x, backend=name)
+        logits[name] = model(x, backend=name)
+    ok = True
+    header = f"   {'layer':<14}{'type':<19}{'output shape':<22}{'formula':<10}"
+    print(header + "".join(f"{n + ' ms':>11}" for n in names))
+    for i, record in enumerate(traces[names[0]]):
+        shapes_ok = all(traces[n][i].ok for n in names)
+        ok &= shapes_ok
+        verdict = "ok" if shapes_ok else "MISMATCH"
+        times = "".join(f"{traces[n][i].seconds * 1e3:>11.2f}" for n in names)
+        print(f"   {record.name:<14}{record.type:<19}{str(record.output_shape):<22}"
+              f"{verdict:<10}{times}")
+        if not shapes_ok:
+            for n in names:
+                r = traces[n][i]
+                print(f"     {n}: got {r.output_shape}, formula says {r.expected_shape}")
+    totals = "".join(f"{sum(r.seconds for r in traces[n]) * 1e3:>11.2f}" for n in names)
+    print(f"   {'total':<65}{totals}")
+    for name in names[1:]:
+        err = _relative_error(logits[name], logits["numpy"])
+        good = err <= TOLERANCE
+        ok &= good
+        print(f"   logits {name} vs numpy: max relative error {err:.2e} "
+              f"({'ok' if good else 'TOO LARGE'}, tolerance {TOLERANCE:g})")
+    return ok
+
+
+def run(args) -> int:
+    if args.batch < 1:
+        raise ValueError(f"--batch must be at least 1, got {args.batch}")
+    variants = [canonical_variant(v) for v in (args.variant or ["torchvision", "original",
+                                                                 "bvlc"])]
+    names, skipped = _choose_backends(args.backend)
+    print(f"numalex run: {len(variants)} variant(s) on backend(s) {', '.join(names)}")
+    for note in skipped:
+        print(f"   skipped {note}")
+    results = [_run_variant(v, names, args) for v in variants]
+    failed = [v for v, good in zip(variants, results) if not good]
+    print()
+    if failed:
+        print(f"FAILED: {', '.join(failed)} (see MISMATCH / TOO LARGE above)")
+        return 1
+    print(f"all shapes match the formula and all backends agree "
+          f"({len(variants)} variants x {len(names)} backends)")
+    return 0

@@ -1,0 +1,31 @@
+"""Numba CPU kernels: the building blocks of the ``numba`` backend.
+
+    conv.py       the convolution ladder: naive loops -> reordered loops ->
+                  im2col + GEMM, each validated and timed by benchmarks/
+    linear.py     small-batch fully connected layers that stream the weights
+    pooling.py    max pooling (floor and ceil mode), adaptive average pooling
+    pointwise.py  bias, ReLU and local response normalisation
+
+Importing this package picks Numba's threading layer. Numba's default here
+is OpenMP, whose worker threads keep spinning after a parallel kernel ends;
+on a 2-core machine they steal the cores OpenBLAS needs for the GEMM that
+runs next (about 3x slower). The ``workqueue`` layer's threads sleep when
+idle, so numalex chooses it, unless NUMBA_THREADING_LAYER says otherwise.
+The choice only takes effect if no parallel kernel has run yet in this
+process, so it is made here, before any kernel exists.
+"""
+from __future__ import annotations
+
+import os
+
+import numba
+
+
+def choose_threading_layer(environ=os.environ) -> str:
+    """Use `workqueue` unless the user set NUMBA_THREADING_LAYER; return the choice."""
+    if "NUMBA_THREADING_LAYER" not in environ:
+        numba.config.THREADING_LAYER = "workqueue"
+    return numba.config.THREADING_LAYER
+
+
+choose_threading_layer()

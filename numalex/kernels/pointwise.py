@@ -1,0 +1,38 @@
+"""Kernels that look at one pixel (ReLU) or one pixel's channels (LRN).
+
+They are memory-bound: each reads its input once and writes its output once,
+split over the cores by ``prange``.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+
+@njit(parallel=True, fastmath=True, cache=True)
+def relu(x, y):
+    """y = max(x, 0) elementwise; x and y are flat (size,) arrays."""
+    for i in prange(x.size):
+        y[i] = max(x[i], np.float32(0.0))
+
+
+@njit(parallel=True, fastmath=True, cache=True)
+def lrn(x, size, alpha, beta, k, y):
+    """Local response normalisation across channels, Caffe's ACROSS_CHANNELS.
+
+    x, y: (N, C, P) with P = H*W pixels.
+    y[n, c, p] = x[n, c, p] / (k + alpha/size * sum_{c'} x[n, c', p]^2)^beta,
+    c' from c - size//2 to c + (size-1)//2, clipped to the channels that
+    exist. One (image, channel) plane per task; the channel window is summed
+    plane by plane, so every inner loop runs over contiguous pixels.
+    """
+    n_img, channels, pixels = x.shape
+    scale = np.float32(alpha / size)
+    for plane in prange(n_img * channels):
+        n, c = plane // channels, plane % channels
+        sums = np.zeros(pixels, dtype=np.float32)
+        for cc in range(max(0, c - size // 2), min(channels, c + (size - 1) // 2 + 1)):
+            for p in range(pixels):
+                sums[p] += x[n, cc, p] * x[n, cc, p]
+        for p in range(pixels):
+            y[n, c, p] = x[n, c, p] / (np.float32(k) + scale * sums[p]) ** np.float32(beta)
