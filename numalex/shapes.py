@@ -124,7 +124,9 @@ def size_arithmetic(n: int, kernel: int, stride: int = 1, padding: int = 0,
     span = dilation * (kernel - 1) + 1
     room = n + 2 * padding - span
     where = f"{layer}: " if layer else ""
-    if room < 0:
+    # Ceil mode may keep one partial window even longer than the padded input
+    # (PyTorch and Caffe do) while it misses fewer than `stride` of its rows.
+    if room < 0 and not (ceil_mode and room > -stride):
         pad = f" + 2*{padding}" if padding else ""
         padded = f"padded input ({n}{pad} = {n + 2 * padding})" if padding else f"input ({n})"
         window = f"{span} = {dilation}*({kernel}-1) + 1" if dilation > 1 else f"{span}"

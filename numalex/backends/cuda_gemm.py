@@ -39,7 +39,7 @@ class GemmTiles:
 
     m: int = 16
     n: int = 16
-    k: int = 16
+    k: int = 32
 
     def __post_init__(self):
         for field in ("m", "n", "k"):
@@ -49,6 +49,21 @@ class GemmTiles:
         if self.m * self.n > 1024:
             raise ValueError(f"GemmTiles m*n = {self.m * self.n} threads per block; "
                              f"CUDA allows at most 1024")
+
+    def fit(self, rows: int, cols: int) -> "GemmTiles":
+        """The same number of threads, reshaped to an M=rows by P=cols problem.
+
+        A tile side longer than the problem would leave threads idle (conv1
+        of a small net has 4 output channels; a linear layer at batch 1 has
+        one column), so that side is halved and the other doubled while
+        that helps. Large problems keep the tile as it is.
+        """
+        m, n = self.m, self.n
+        while m // 2 >= rows and n < cols:
+            m, n = m // 2, n * 2
+        while n // 2 >= cols and m < rows:
+            m, n = m * 2, n // 2
+        return GemmTiles(m, n, self.k)
 
     def launch(self, rows: int, cols: int, groups: int) -> tuple[tuple, tuple]:
         """(grid, block) covering an M=rows by P=cols output per group."""

@@ -41,6 +41,11 @@ from .errors import WeightFileError
 
 VARINT, FIXED64, LENGTH, FIXED32 = 0, 1, 2, 5
 
+# BlobProto's value fields: data = 5 (float), double_data = 8 (double),
+# packed (LENGTH) or one value per field (FIXED32 / FIXED64).
+F4, F8 = np.dtype("<f4"), np.dtype("<f8")
+VALUE_FIELDS = {(5, LENGTH): F4, (5, FIXED32): F4, (8, LENGTH): F8, (8, FIXED64): F8}
+
 
 def read_varint(buf: memoryview, pos: int) -> tuple[int, int]:
     """Decode one varint at `pos`: (value, position after it)."""
@@ -86,21 +91,16 @@ def fields(buf: memoryview):
         yield number, wire, value
 
 
-def _numbers(wire: int, value, dtype: str) -> np.ndarray:
-    """A repeated float/double field: packed (one LENGTH field) or one value."""
-    return np.frombuffer(bytes(value), dtype=dtype) if wire != VARINT else None
-
-
 def read_blob(buf: memoryview, where: str) -> np.ndarray:
     """A BlobProto -> float32 array in its stated shape."""
     chunks, shape, legacy = [], None, {}
     for number, wire, value in fields(buf):
-        if number in (5, 8) and wire in (LENGTH, FIXED32, FIXED64):
-            dtype = "<f4" if number == 5 else "<f8"
-            if len(value) % np.dtype(dtype).itemsize:
+        if (number, wire) in VALUE_FIELDS:     # packed, or a single unpacked value
+            dtype = VALUE_FIELDS[number, wire]
+            if len(value) % dtype.itemsize:
                 raise WeightFileError(f"{where}: packed data of {len(value)} bytes is not "
-                                      f"a whole number of {np.dtype(dtype).itemsize}-byte values")
-            chunks.append(np.frombuffer(bytes(value), dtype=dtype))
+                                      f"a whole number of {dtype.itemsize}-byte values")
+            chunks.append(np.frombuffer(value, dtype=dtype))
         elif number == 7 and wire == LENGTH:
             shape = _blob_shape(value, where)
         elif number in (1, 2, 3, 4) and wire == VARINT:

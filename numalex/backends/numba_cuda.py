@@ -1,0 +1,211 @@
+"""The CUDA backend: numba.cuda kernels written in numalex; activations stay
+on the device.
+
+Same contract as the NumPy reference (numpy_ref.py), with device arrays:
+``to_backend`` uploads the input once, every op takes and returns device
+arrays, ``to_numpy`` copies the logits back once. ``prepare_params`` uploads
+the weights; the Model keeps the result, so weights cross the bus once per
+model, not once per forward.
+
+    conv2d, linear           shared-memory tiled implicit GEMM (cuda_gemm.py)
+    relu, max_pool2d,        one thread per output element (cuda_windows.py)
+    adaptive_avg_pool2d, lrn
+
+Launch shapes are arguments, never frozen: ``tiles=GemmTiles(m, n, k)`` for
+the GEMM (default: DEFAULT_TILES fitted to the problem) and ``threads=`` for
+the others. conv2d and linear take ``relu=True`` to fuse the ReLU into
+their epilogue.
+
+Without a GPU, the kernels run in Numba's CUDA simulator when
+NUMBA_ENABLE_CUDASIM=1 is set before numba is imported (slow: Python runs
+every thread; see is_simulator). With neither, importing this module raises
+BackendUnavailable saying so.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from . import BackendUnavailable
+from ..shapes import ShapeError, adaptive_bins, conv_output_size
+
+name = "cuda"
+
+
+def _import_cuda():
+    """numba.cuda, or BackendUnavailable explaining what is missing."""
+    install = "numba-cuda is the `cuda` extra: pip install 'numalex[cuda]'"
+    simulate = ("to run the kernels without a GPU (slowly, for testing), set "
+                "NUMBA_ENABLE_CUDASIM=1 before numba is imported, e.g. "
+                "NUMBA_ENABLE_CUDASIM=1 numalex run")
+    try:
+        from numba import cuda
+    except ImportError as err:
+        raise BackendUnavailable(f"backend 'cuda' cannot import numba.cuda ({err}); "
+                                 f"{install}") from None
+    if not cuda.is_available():
+        late = ""
+        if os.environ.get("NUMBA_ENABLE_CUDASIM", "0") != "0":
+            late = (" NUMBA_ENABLE_CUDASIM is set, but numba was imported before it "
+                    "was set, so it has no effect.")
+        raise BackendUnavailable(
+            f"backend 'cuda' needs an NVIDIA GPU with its driver, or Numba's CUDA "
+            f"simulator, and neither is available here.{late} To use a GPU, install "
+            f"its driver; {simulate}. ({install}.)")
+    return cuda
+
+
+cuda = _import_cuda()
+
+from .cuda_gemm import GemmTiles, implicit_gemm_kernel  # noqa: E402
+from .cuda_windows import (adaptive_avg_kernel, blocks, lrn_kernel,  # noqa: E402
+                           max_pool_kernel, relu_kernel)
+
+DEFAULT_TILES = GemmTiles(16, 16, 32)    # fitted to each problem unless tiles= is given
+DEFAULT_THREADS = 256                    # block size of the one-thread-per-output kernels
+
+
+def is_simulator() -> bool:
+    """True when the kernels run in Numba's CUDA simulator, not on a GPU.
+
+    The simulator runs every GPU thread as Python (about 0.1 ms per thread
+    and more per multiply-add): fine for tests on small nets, hours for a
+    full-size AlexNet forward. Timings there mean nothing.
+    """
+    return bool(cuda.config.ENABLE_CUDASIM)
+
+
+# ---- plumbing ---------------------------------------------------------------
+def to_backend(x):
+    """Host array -> float32 C-contiguous device array (device arrays pass through)."""
+    if cuda.is_cuda_array(x):
+        return x
+    return cuda.to_device(np.ascontiguousarray(x, dtype=np.float32))
+
+
+def to_numpy(x) -> np.ndarray:
+    """Device array -> host NumPy array (one copy over the bus)."""
+    return x.copy_to_host() if cuda.is_cuda_array(x) else np.asarray(x)
+
+
+def prepare_params(params: dict) -> dict:
+    """Upload every weight once; the Model caches the result per model."""
+    return {key: to_backend(value) for key, value in params.items()}
+
+
+def synchronize() -> None:
+    """Wait until every queued kernel has finished (for honest timings)."""
+    cuda.synchronize()
+
+
+def _device(a, op: str, what: str, ndim: int):
+    """`a` as a float32 device array of `ndim` axes, or a clear error."""
+    a = to_backend(a)
+    if a.dtype != np.float32:
+        raise TypeError(f"{op}: {what} must be float32, got {a.dtype}")
+    if a.ndim != ndim:
+        raise ShapeError(f"{op}: {what} must have {ndim} axes, got shape {tuple(a.shape)}")
+    return a
+
+
+# ---- ops --------------------------------------------------------------------
+def conv2d(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=False, tiles=None):
+    """Cross-correlation as a tiled implicit GEMM, one launch for all groups.
+
+    x: (N, C, H, W), w: (O, C/groups, kh, kw), b: (O,) -> (N, O, Ho, Wo).
+    relu=True applies max(y, 0) in the same kernel. tiles: a GemmTiles, or
+    None for DEFAULT_TILES fitted to M = O/groups rows by P = N*Ho*Wo columns.
+    """
+    x = _device(x, "conv2d", "input x", 4)
+    w = _device(w, "conv2d", "weight", 4)
+    b = _device(b, "conv2d", "bias", 1)
+    n, channels, height, width = x.shape
+    out_ch, c_per_group, kh, kw = w.shape
+    if groups < 1 or channels % groups or out_ch % groups:
+        raise ShapeError(f"conv2d: groups={groups} must divide the input channels "
+                         f"({channels}) and the output channels ({out_ch})")
+    if c_per_group * groups != channels:
+        raise ShapeError(f"conv2d: weight {tuple(w.shape)} expects {c_per_group}*{groups} = "
+                         f"{c_per_group * groups} input channels, input x {tuple(x.shape)} "
+                         f"has {channels}")
+    if b.shape != (out_ch,):
+        raise ShapeError(f"conv2d: bias must have shape ({out_ch},), got {tuple(b.shape)}")
+    out_h = conv_output_size(height, kh, stride, padding, dilation)
+    out_w = conv_output_size(width, kw, stride, padding, dilation)
+    y = cuda.device_array((n, out_ch, out_h, out_w), dtype=np.float32)
+    rows, cols = out_ch // groups, n * out_h * out_w
+    tiles = DEFAULT_TILES.fit(rows, cols) if tiles is None else tiles
+    grid, block = tiles.launch(rows, cols, groups)
+    implicit_gemm_kernel(tiles)[grid, block](
+        x, w.reshape(out_ch, c_per_group * kh * kw), b, y,
+        stride, padding, dilation, kh, kw, relu)
+    return y
+
+
+def linear(x, w, b, relu=False, tiles=None):
+    """x: (N, in), w: (out, in), b: (out,) -> (N, out) = x w^T + b.
+
+    A linear layer is a 1x1 convolution of a 1x1 image with `in` channels,
+    so it runs through conv2d's tiled GEMM (rows: out features, columns: the
+    batch). relu and tiles as in conv2d.
+    """
+    x = _device(x, "linear", "input x", 2)
+    w = _device(w, "linear", "weight", 2)
+    n, features = x.shape
+    out_features, in_features = w.shape
+    if features != in_features:
+        raise ShapeError(f"linear: weight {tuple(w.shape)} expects {in_features} input "
+                         f"features, input x {tuple(x.shape)} has {features}")
+    y = conv2d(x.reshape(n, features, 1, 1), w.reshape(out_features, in_features, 1, 1), b,
+               relu=relu, tiles=tiles)
+    return y.reshape(n, out_features)
+
+
+def relu(x, threads=DEFAULT_THREADS):
+    """max(x, 0), elementwise, any shape."""
+    x = to_backend(x)
+    y = cuda.device_array(x.shape, dtype=np.float32)
+    relu_kernel[blocks(x.size, threads), threads](x.reshape(x.size), y.reshape(y.size))
+    return y
+
+
+def max_pool2d(x, kernel, stride, padding=0, ceil_mode=False, threads=DEFAULT_THREADS):
+    """Max over k x k windows; ceil_mode keeps a partial last window.
+
+    x: (N, C, H, W) -> (N, C, Ho, Wo), sizes from shapes.conv_output_size.
+    """
+    x = _device(x, "max_pool2d", "input x", 4)
+    n, channels, height, width = x.shape
+    out_h = conv_output_size(height, kernel, stride, padding, ceil_mode=ceil_mode)
+    out_w = conv_output_size(width, kernel, stride, padding, ceil_mode=ceil_mode)
+    y = cuda.device_array((n, channels, out_h, out_w), dtype=np.float32)
+    max_pool_kernel[blocks(y.size, threads), threads](x, y, kernel, stride, padding)
+    return y
+
+
+def adaptive_avg_pool2d(x, out_hw, threads=DEFAULT_THREADS):
+    """Average over PyTorch's adaptive bins. x: (N, C, H, W) -> (N, C, oh, ow)."""
+    x = _device(x, "adaptive_avg_pool2d", "input x", 4)
+    n, channels, height, width = x.shape
+    out_h, out_w = out_hw
+    row_bins = cuda.to_device(np.array(adaptive_bins(height, out_h), dtype=np.int32))
+    col_bins = cuda.to_device(np.array(adaptive_bins(width, out_w), dtype=np.int32))
+    y = cuda.device_array((n, channels, out_h, out_w), dtype=np.float32)
+    adaptive_avg_kernel[blocks(y.size, threads), threads](x, row_bins, col_bins, y)
+    return y
+
+
+def lrn(x, size, alpha, beta, k, threads=DEFAULT_THREADS):
+    """Local response normalisation across channels (Caffe / PyTorch).
+
+    x: (N, C, H, W). y = x / (k + alpha/size * sum of x^2 over `size`
+    neighbouring channels)^beta.
+    """
+    x = _device(x, "lrn", "input x", 4)
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f"lrn: size must be a positive integer, got {size!r}")
+    y = cuda.device_array(x.shape, dtype=np.float32)
+    lrn_kernel[blocks(y.size, threads), threads](x, y, size, np.float32(alpha / size),
+                                                 np.float32(beta), np.float32(k))
+    return y
