@@ -10,9 +10,10 @@ import argparse
 import importlib
 import sys
 
+from .backends import BackendUnavailable
 from .shapes import ShapeError
 
-COMMANDS = ["run", "summary", "explain", "sizes"]
+COMMANDS = ["run", "summary", "explain", "sizes", "visualize", "classify", "convert", "bench"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,6 +35,6 @@ def main(argv=None) -> int:
         args = parser.parse_args(["run"] + list(argv or sys.argv[1:]))
     try:
         return int(args.func(args) or 0)
-    except (ShapeError, ValueError, TypeError, OSError) as err:
+    except (ShapeError, ValueError, TypeError, OSError, ImportError, BackendUnavailable) as err:
         print(f"numalex {args.command}: error: {err}", file=sys.stderr)
         return 2

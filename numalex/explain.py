@@ -42,18 +42,17 @@ class UnusedRows:
         return cls(rows, a.unused_rows - len(rows))
 
     def describe(self, n: int) -> str:
+        """E.g. 'input row 223 (the last one) never read'."""
         if self.input_rows:
-            first, last = self.input_rows[0], self.input_rows[-1]
-            which = f"row {first}" if first == last else f"rows {first}-{last}"
-            count = len(self.input_rows)
-            text = f"input {which} (the last {count}) never read"
-            if count == 1:
-                text = f"input {which} (the last one) never read"
+            first, last, count = self.input_rows[0], self.input_rows[-1], len(self.input_rows)
+            which = f"row {first}" if count == 1 else f"rows {first}-{last}"
+            text = f"input {which} ({'the last one' if count == 1 else f'the last {count}'}) " \
+                   f"never read"
         else:
             text = f"all {n} input rows read"
         if self.padding_rows:
-            text += f"; {self.padding_rows} bottom padding row" + \
-                    ("s" if self.padding_rows != 1 else "") + " unused"
+            plural = "s" if self.padding_rows != 1 else ""
+            text += f"; {self.padding_rows} bottom padding row{plural} unused"
         return text
 
 
@@ -114,7 +113,8 @@ def _trunk_arithmetic(layers, size: int) -> list[tuple[str, SizeArithmetic, tupl
     return steps
 
 
-def ceil_vs_floor(size: int = PAPER_INPUT, variant: str = "bvlc") -> tuple[list[ModeStep], tuple, tuple]:
+def ceil_vs_floor(size: int = PAPER_INPUT,
+                  variant: str = "bvlc") -> tuple[list[ModeStep], tuple, tuple]:
     """Run the variant's conv trunk at `size` as it is (ceil-mode pools) and with
     every pool switched to floor mode. Returns the steps and both final shapes.
     """
@@ -188,19 +188,19 @@ def paper_lines() -> list[str]:
         a = conv1_arithmetic(PAPER_INPUT, conv)
         native = conv1_arithmetic(NATIVE_INPUT[names[0]], conv)
         lines += _prose(f"Without padding: {a.text}. A window count is a whole number, so "
-                     f"conv1 gives {a.out}, not {native.out}: "
-                     f"{UnusedRows.of(a).describe(PAPER_INPUT)}.")
+                        f"conv1 gives {a.out}, not {native.out}: "
+                        f"{UnusedRows.of(a).describe(PAPER_INPUT)}.")
         if not exact_paddings(PAPER_INPUT, conv):
             remainders = sorted({(PAPER_INPUT + 2 * p - conv.kernel) % conv.stride
                                  for p in range(conv.stride)})
             lines += _prose(f"No symmetric padding p fixes it: ({PAPER_INPUT} + 2p - "
-                         f"{conv.kernel}) mod {conv.stride} is "
-                         f"{' or '.join(map(str, remainders))} for every p, never 0.")
+                            f"{conv.kernel}) mod {conv.stride} is "
+                            f"{' or '.join(map(str, remainders))} for every p, never 0.")
         exact = nearest_exact_size(PAPER_INPUT, conv)
         b = conv1_arithmetic(exact, conv)
         lines += _prose(f"The nearest size that tiles exactly is {exact} = {PAPER_INPUT} + "
-                     f"{exact - PAPER_INPUT}: {b.text} (as if {exact - PAPER_INPUT} rows "
-                     f"of padding were added on one side).")
+                        f"{exact - PAPER_INPUT}: {b.text} (as if {exact - PAPER_INPUT} rows "
+                        f"of padding were added on one side).")
         break
     return lines
 
@@ -236,8 +236,8 @@ def ceil_lines(size: int = PAPER_INPUT) -> list[str]:
     native = _trunk_arithmetic(variant_layers("bvlc"), NATIVE_INPUT["bvlc"])[-1][2]
     if ceil_shape == native:
         lines += _prose(f"Ceil mode rounds the lost row back up, so {size} reaches the same "
-                     f"{native[1]}x{native[2]} as {NATIVE_INPUT['bvlc']}: the pretrained fc6 "
-                     f"fits. Floor mode would not.")
+                        f"{native[1]}x{native[2]} as {NATIVE_INPUT['bvlc']}: the pretrained fc6 "
+                        f"fits. Floor mode would not.")
     return lines
 
 

@@ -14,6 +14,7 @@ import math
 from dataclasses import asdict, dataclass
 
 from .layers import AdaptiveAvgPool2d, Flatten
+from .shapes import adaptive_bins
 
 BYTES_PER_FLOAT = 4
 MB = 10 ** 6  # torchinfo's unit: megabytes of 10^6 bytes, not MiB
@@ -68,9 +69,8 @@ def _window(spec, in_shape) -> tuple[int, int]:
     """(effective kernel, stride) for the receptive-field recurrence."""
     if isinstance(spec, AdaptiveAvgPool2d):
         n, out = in_shape[1], spec.out
-        if n % out == 0:
-            return (n // out, n // out)
-        return (math.ceil(n / out) + 1, n // out)  # widest bin, shortest step
+        widest = max(end - start for start, end in adaptive_bins(n, out))
+        return (widest, n // out)  # widest bin, shortest step
     return spec.window()
 
 

@@ -14,14 +14,14 @@ def window_starts(n, k, s, p, ceil_mode=False):
     """Start rows (in padded coordinates) of every window, found by walking the input.
 
     A full window fits in the n + 2p padded rows. In ceil mode one partial window
-    more is allowed when the previous one stopped short of the end and it starts
-    inside the input or the left padding (start < n + p).
+    more (possibly the only one) is allowed when it hangs over the end by less
+    than a stride and starts inside the input or the left padding (start < n + p).
     """
     starts, start = [], 0
     while start + k <= n + 2 * p:
         starts.append(start)
         start += s
-    if ceil_mode and starts and starts[-1] + k < n + 2 * p and start < n + p:
+    if ceil_mode and start + k - (n + 2 * p) < s and start < n + p:
         starts.append(start)
     return starts
 

@@ -16,16 +16,16 @@ def count_windows(n, k, s, p, ceil_mode=False):
     """(windows, exact) along one axis, by walking window starts over the padded input.
 
     exact: the last full window ends on the last padded row and no partial
-    window is added. Ceil mode adds one partial window if the previous one
-    stopped short and it starts inside the input or the left padding.
+    window is added. Ceil mode adds one partial window (possibly the only
+    one) if it hangs over the end by less than a stride and starts inside the
+    input or the left padding.
     """
     count, start = 0, 0
     while start + k <= n + 2 * p:
         count, start = count + 1, start + s
-    last_end = start - s + k
-    if ceil_mode and count and last_end < n + 2 * p and start < n + p:
+    if ceil_mode and start + k - (n + 2 * p) < s and start < n + p:
         return count + 1, False
-    return count, count > 0 and last_end == n + 2 * p
+    return count, count > 0 and start - s + k == n + 2 * p
 
 
 def walk_sizes(variant, sizes):

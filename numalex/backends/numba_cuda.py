@@ -24,11 +24,12 @@ BackendUnavailable saying so.
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 
 import numpy as np
 
 from . import BackendUnavailable
-from ..shapes import ShapeError, adaptive_bins, conv_output_size
+from ..shapes import ShapeError, adaptive_bins, check_pool_padding, conv_output_size
 
 name = "cuda"
 
@@ -38,7 +39,7 @@ def _import_cuda():
     install = "numba-cuda is the `cuda` extra: pip install 'numalex[cuda]'"
     simulate = ("to run the kernels without a GPU (slowly, for testing), set "
                 "NUMBA_ENABLE_CUDASIM=1 before numba is imported, e.g. "
-                "NUMBA_ENABLE_CUDASIM=1 numalex run")
+                "NUMBA_ENABLE_CUDASIM=1 python script.py")
     try:
         from numba import cuda
     except ImportError as err:
@@ -77,16 +78,20 @@ def is_simulator() -> bool:
 
 
 # ---- plumbing ---------------------------------------------------------------
+def _on_device(x) -> bool:
+    return hasattr(x, "copy_to_host")            # DeviceNDArray, or the simulator's fake
+
+
 def to_backend(x):
     """Host array -> float32 C-contiguous device array (device arrays pass through)."""
-    if cuda.is_cuda_array(x):
+    if _on_device(x):
         return x
     return cuda.to_device(np.ascontiguousarray(x, dtype=np.float32))
 
 
 def to_numpy(x) -> np.ndarray:
     """Device array -> host NumPy array (one copy over the bus)."""
-    return x.copy_to_host() if cuda.is_cuda_array(x) else np.asarray(x)
+    return x.copy_to_host() if _on_device(x) else np.asarray(x)
 
 
 def prepare_params(params: dict) -> dict:
@@ -99,12 +104,12 @@ def synchronize() -> None:
     cuda.synchronize()
 
 
-def _device(a, op: str, what: str, ndim: int):
-    """`a` as a float32 device array of `ndim` axes, or a clear error."""
+def _device(a, op: str, what: str, ndim: int | None):
+    """`a` as a float32 device array of `ndim` axes (any if None), or a clear error."""
     a = to_backend(a)
     if a.dtype != np.float32:
         raise TypeError(f"{op}: {what} must be float32, got {a.dtype}")
-    if a.ndim != ndim:
+    if ndim is not None and a.ndim != ndim:
         raise ShapeError(f"{op}: {what} must have {ndim} axes, got shape {tuple(a.shape)}")
     return a
 
@@ -164,7 +169,7 @@ def linear(x, w, b, relu=False, tiles=None):
 
 def relu(x, threads=DEFAULT_THREADS):
     """max(x, 0), elementwise, any shape."""
-    x = to_backend(x)
+    x = _device(x, "relu", "input x", None)
     y = cuda.device_array(x.shape, dtype=np.float32)
     relu_kernel[blocks(x.size, threads), threads](x.reshape(x.size), y.reshape(y.size))
     return y
@@ -176,6 +181,7 @@ def max_pool2d(x, kernel, stride, padding=0, ceil_mode=False, threads=DEFAULT_TH
     x: (N, C, H, W) -> (N, C, Ho, Wo), sizes from shapes.conv_output_size.
     """
     x = _device(x, "max_pool2d", "input x", 4)
+    check_pool_padding(kernel, padding, "max_pool2d")
     n, channels, height, width = x.shape
     out_h = conv_output_size(height, kernel, stride, padding, ceil_mode=ceil_mode)
     out_w = conv_output_size(width, kernel, stride, padding, ceil_mode=ceil_mode)
@@ -184,13 +190,19 @@ def max_pool2d(x, kernel, stride, padding=0, ceil_mode=False, threads=DEFAULT_TH
     return y
 
 
+@lru_cache(maxsize=None)
+def _bins_on_device(n: int, out: int):
+    """shapes.adaptive_bins(n, out) as an (out, 2) int32 device array, uploaded
+    once per size so a forward pass copies nothing but its input."""
+    return cuda.to_device(np.array(adaptive_bins(n, out), dtype=np.int32))
+
+
 def adaptive_avg_pool2d(x, out_hw, threads=DEFAULT_THREADS):
     """Average over PyTorch's adaptive bins. x: (N, C, H, W) -> (N, C, oh, ow)."""
     x = _device(x, "adaptive_avg_pool2d", "input x", 4)
     n, channels, height, width = x.shape
     out_h, out_w = out_hw
-    row_bins = cuda.to_device(np.array(adaptive_bins(height, out_h), dtype=np.int32))
-    col_bins = cuda.to_device(np.array(adaptive_bins(width, out_w), dtype=np.int32))
+    row_bins, col_bins = _bins_on_device(height, out_h), _bins_on_device(width, out_w)
     y = cuda.device_array((n, channels, out_h, out_w), dtype=np.float32)
     adaptive_avg_kernel[blocks(y.size, threads), threads](x, row_bins, col_bins, y)
     return y

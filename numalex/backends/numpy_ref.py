@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ..shapes import adaptive_bins, conv_output_size
+from ..shapes import adaptive_bins, check_pool_padding, conv_output_size
 
 name = "numpy"
 
@@ -55,10 +55,12 @@ def conv2d(x, w, b, stride=1, padding=0, groups=1, dilation=1):
                                                           i*s + u*d, j*s + v*d]
     where xp is x zero-padded by `padding` and g is the group of o.
     """
-    n, c, _, _ = x.shape
+    n, c, h, wd = x.shape
     out_ch, c_per_group, k, _ = w.shape
+    ho = conv_output_size(h, k, stride, padding, dilation)  # ShapeError if no window fits
+    wo = conv_output_size(wd, k, stride, padding, dilation)
     xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
-    win = _windows(xp, k, stride, dilation)                 # (N, C, Ho, Wo, k, k)
+    win = _windows(xp, k, stride, dilation)[:, :, :ho, :wo]  # (N, C, Ho, Wo, k, k)
     o_per_group = out_ch // groups
     outputs = []
     for g in range(groups):                                 # groups: 1 or 2 here
@@ -79,6 +81,7 @@ def max_pool2d(x, kernel, stride, padding=0, ceil_mode=False):
     elementwise maxima of output-sized arrays. In ceil mode the last window
     may hang past the bottom/right edge; extra -inf rows make room for it.
     """
+    check_pool_padding(kernel, padding, "max_pool2d")
     h, w = x.shape[2:]
     ho = conv_output_size(h, kernel, stride, padding, ceil_mode=ceil_mode)
     wo = conv_output_size(w, kernel, stride, padding, ceil_mode=ceil_mode)

@@ -19,9 +19,9 @@ checks each one against the NumPy reference before it times them.
                        (im2col), then one matrix product per image and group
                        (BLAS, from Python): W (O/G, Cg*kh*kw) @ cols
                        (Cg*kh*kw, Ho*Wo) is already the NCHW output.
-4. ``conv_im2col_batched``  as 3, but one im2col kernel fills the columns of
-                       several images at once, so a batch pays for fewer
-                       kernel launches and NumPy calls.
+4. ``conv_im2col_batched``  as 3, but the columns of several images sit
+                       side by side, so one GEMM per group covers them all:
+                       fewer, bigger products keep both cores busy.
 
 The backend uses version 4 (3 is the one-image special case of it).
 """
@@ -125,78 +125,84 @@ def conv_reordered(x, w, b, stride=1, padding=0, groups=1, dilation=1):
 # ---- 3 and 4. im2col + GEMM ----------------------------------------------
 @njit(parallel=True, cache=True)
 def im2col(x, kh, kw, stride, padding, dilation, ho, wo, cols):
-    """Copy receptive fields into columns.
+    """Copy receptive fields into columns, the images side by side.
 
-    x: (N, C, H, W) -> cols: (N, C*kh*kw, Ho*Wo), with
-    cols[n, (c*kh + u)*kw + v, i*Wo + j] = x[n, c, i*s + u*d - p, j*s + v*d - p]
+    x: (N, C, H, W) -> cols: (C*kh*kw, N*Ho*Wo), with
+    cols[(c*kh + u)*kw + v, (n*Ho + i)*Wo + j] = x[n, c, i*s + u*d - p, j*s + v*d - p]
     (0 in the padding). Row order (c, u, v) matches w.reshape(O, -1), and the
     rows of group g are the contiguous block g*Cg*kh*kw ... (g+1)*Cg*kh*kw.
-    Parallel over (image, channel); every write is sequential in memory.
+    Parallel over (channel, kernel row); every write is sequential in memory.
     """
     n_img, c_in, h, wd = x.shape
-    for task in prange(n_img * c_in):
-        n, c = task // c_in, task % c_in
-        src = x[n, c]                                     # (H, W)
-        for u in range(kh):
-            for v in range(kw):
-                row = cols[n, (c * kh + u) * kw + v]      # (Ho*Wo,)
-                shift = v * dilation - padding
-                j0 = min(wo, max(0, (-shift + stride - 1) // stride))
-                j1 = max(j0, min(wo, (wd - 1 - shift) // stride + 1))
+    for task in prange(c_in * kh):
+        c, u = task // kh, task % kh
+        for v in range(kw):
+            row = cols[(c * kh + u) * kw + v]             # (N*Ho*Wo,)
+            shift = v * dilation - padding
+            # output columns whose tap lands inside the input: 0 <= j*s + shift < W
+            j0 = min(wo, max(0, (-shift + stride - 1) // stride))
+            j1 = max(j0, min(wo, (wd - 1 - shift) // stride + 1))
+            for n in range(n_img):
                 for i in range(ho):
                     r = i * stride + u * dilation - padding
-                    out = row[i * wo:(i + 1) * wo]
+                    out = row[(n * ho + i) * wo:(n * ho + i + 1) * wo]
                     if 0 <= r < h:
                         out[:j0] = 0.0
                         for j in range(j0, j1):
-                            out[j] = src[r, j * stride + shift]
+                            out[j] = x[n, c, r, j * stride + shift]
                         out[j1:] = 0.0
                     else:
                         out[:] = 0.0
 
 
 @njit(parallel=True, cache=True)
-def add_bias(y, b):
-    """y[n, o, ...] += b[o], in place; y: (N, O, P). Parallel over (n, o)."""
-    n_img, out_ch, _ = y.shape
+def add_bias_to_nchw(z, b, y):
+    """y[n, o, p] = z[o, n, p] + b[o]: the GEMM result (channels first) moved
+    to NCHW with the bias added, in one pass. z: (O, N, P), y: (N, O, P).
+    Parallel over (n, o); each task copies one contiguous plane."""
+    out_ch, n_img, pixels = z.shape
     for plane in prange(n_img * out_ch):
         n, o = plane // out_ch, plane % out_ch
-        y[n, o] += b[o]
+        for p in range(pixels):
+            y[n, o, p] = z[o, n, p] + b[o]
 
 
 def conv_im2col_batched(x, w, b, stride=1, padding=0, groups=1, dilation=1,
                         cols_budget=COLS_BUDGET_BYTES):
     """Version 4: im2col for as many images as fit in `cols_budget` bytes,
-    then a batch of GEMMs (np.matmul loops over images and groups and calls
-    OpenBLAS for each), then the bias in one parallel pass.
+    one GEMM per group for all of them, then bias + layout in one pass.
 
+    For each chunk of images and each group g:
+        W_g (O/G, Cg*kh*kw) @ cols_g (Cg*kh*kw, n*Ho*Wo) -> (O/G, n*Ho*Wo)
     Why it is fast: the multiply-adds (all but a few percent of the work) run
-    in a tuned, cache-blocked, vectorised GEMM on both cores; im2col costs one
-    pass over memory per tap, far less than the product it feeds.
+    in OpenBLAS's cache-blocked, vectorised GEMM on both cores, and one big
+    product per chunk keeps the cores busy with few synchronisations; im2col
+    and the final copy are single passes over memory.
     """
     n_img, c_in = x.shape[:2]
     out_ch, c_per_group, kh, kw = w.shape
     y = _empty_output(x, w, stride, padding, dilation)
     ho, wo = y.shape[2:]
-    rows_per_group = c_per_group * kh * kw
-    w_groups = w.reshape(groups, out_ch // groups, rows_per_group)   # (G, O/G, Cg*kh*kw)
-    per_image = c_in * kh * kw * ho * wo * 4
-    chunk = max(1, min(n_img, cols_budget // per_image))
-    cols = np.empty((chunk, c_in * kh * kw, ho * wo), dtype=np.float32)
+    pixels = ho * wo
+    rows = c_in * kh * kw
+    w_groups = w.reshape(groups, out_ch // groups, rows // groups)  # (G, O/G, Cg*kh*kw)
+    chunk = max(1, min(n_img, cols_budget // (rows * pixels * 4)))
+    cols = np.empty(rows * chunk * pixels, dtype=np.float32)
+    z = np.empty(out_ch * chunk * pixels, dtype=np.float32)
     for start in range(0, n_img, chunk):
-        stop = min(n_img, start + chunk)
-        part = cols[:stop - start]
-        im2col(x[start:stop], kh, kw, stride, padding, dilation, ho, wo, part)
-        # (G, O/G, K) @ (n, G, K, P) -> (n, G, O/G, P), written straight into y
-        np.matmul(w_groups, part.reshape(stop - start, groups, rows_per_group, ho * wo),
-                  out=y[start:stop].reshape(stop - start, groups, out_ch // groups, ho * wo))
-    add_bias(y.reshape(n_img, out_ch, ho * wo), b)
+        n = min(n_img, start + chunk) - start
+        part = cols[:rows * n * pixels].reshape(rows, n * pixels)
+        im2col(x[start:start + n], kh, kw, stride, padding, dilation, ho, wo, part)
+        product = z[:out_ch * n * pixels].reshape(groups, out_ch // groups, n * pixels)
+        np.matmul(w_groups, part.reshape(groups, rows // groups, n * pixels), out=product)
+        add_bias_to_nchw(product.reshape(out_ch, n, pixels), b,
+                         y[start:start + n].reshape(n, out_ch, pixels))
     return y
 
 
 def conv_im2col(x, w, b, stride=1, padding=0, groups=1, dilation=1):
     """Version 3: im2col + GEMM one image at a time (version 4 with room for
-    a single image's columns)."""
+    a single image's columns): more, smaller products."""
     return conv_im2col_batched(x, w, b, stride, padding, groups, dilation, cols_budget=0)
 
 

@@ -55,12 +55,11 @@ def _zip_format(path) -> str:
                           f"(<name>/data.pkl) nor an .npz (*.npy entries)")
 
 
-def _is_safetensors(head: bytes, size: int) -> bool:
-    """8-byte little-endian header length, then a JSON object that fits the file."""
-    if len(head) < 9:
-        return False
-    header_len = int.from_bytes(head[:8], "little")
-    return head[8:9] == b"{" and 8 + header_len <= size
+def _is_safetensors(head: bytes) -> bool:
+    """An 8-byte little-endian header length (sane: under 100 MB), then '{'
+    opening the JSON header. (Text at the start of a protobuf would read as
+    an enormous length.)"""
+    return head[8:9] == b"{" and int.from_bytes(head[:8], "little") < 100_000_000
 
 
 def detect_format(path) -> str:
@@ -76,7 +75,7 @@ def detect_format(path) -> str:
             f"{path}: a legacy (pre-1.6) torch.save file, a bare pickle that numalex will "
             f"not unpickle. Re-save it once with PyTorch >= 1.6: "
             f"torch.save(torch.load(old, weights_only=True), new)")
-    if _is_safetensors(head, os.path.getsize(path)):
+    if _is_safetensors(head):
         return "safetensors"
     return "caffe"
 

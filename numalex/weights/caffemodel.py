@@ -175,7 +175,9 @@ def read_caffemodel(path) -> dict[str, np.ndarray]:
     try:
         layers = read_caffemodel_blobs(data)
     except WeightFileError as err:
-        raise WeightFileError(f"{path}: not a readable Caffe model: {err}") from None
+        what = ("" if str(path).endswith(".caffemodel") else
+                "not a torch.save zip, .npz or .safetensors file, and ")
+        raise WeightFileError(f"{path}: {what}not a readable Caffe model: {err}") from None
     if not layers:
         raise WeightFileError(f"{path}: no layer with weights found; is it a .caffemodel "
                               f"(a prototxt holds no weights)?")

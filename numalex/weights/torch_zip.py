@@ -74,11 +74,10 @@ def rebuild_tensor(storage, storage_offset, size, stride, requires_grad=False,
     if not isinstance(storage, Storage):
         raise WeightFileError(f"a tensor's storage is a {type(storage).__name__}, "
                               f"not a storage record")
-    numbers = [storage_offset, *size, *stride]
     if (not isinstance(size, tuple) or not isinstance(stride, tuple)
             or len(size) != len(stride)
             or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
-                       for v in numbers)):
+                       for v in (storage_offset, *size, *stride))):
         raise WeightFileError(f"tensor in storage {storage.key!r} has an invalid layout: "
                               f"offset {storage_offset!r}, size {size!r}, stride {stride!r}")
     flat = storage.array

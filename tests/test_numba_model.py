@@ -1,0 +1,95 @@
+"""Whole AlexNet forward passes on the numba backend.
+
+Oracles: the NumPy reference backend (an independent implementation of
+every layer) on all three variants, and PyTorch running the same weights
+through torch.nn layers for the two one-tower variants.
+
+Tolerance: the max-abs error relative to the max-abs of the reference
+logits must be below 1e-4 (``relative_error``). Logits are compared as a
+whole because after eight layers of float32 sums in different orders the
+error scales with the size of the logits, not with each single logit
+(some are near zero).
+"""
+import numpy as np
+import pytest
+
+import numalex
+
+
+def relative_error(got, want):
+    assert got.shape == want.shape and got.dtype == np.float32
+    return float(np.abs(got - want).max() / np.abs(want).max())
+
+
+def images(model, batch, seed=0):
+    return np.random.default_rng(seed).standard_normal((batch,) + model.input_shape,
+                                                       dtype=np.float32)
+
+
+@pytest.mark.parametrize("variant", ["torchvision", "original", "bvlc"])
+def test_full_size_forward_matches_numpy_reference(variant):
+    model = numalex.alexnet(variant)
+    x = images(model, 1)
+    assert relative_error(model(x, backend="numba"), model(x, backend="numpy")) < 1e-4
+
+
+@pytest.mark.parametrize("variant", ["torchvision", "original", "bvlc"])
+@pytest.mark.parametrize("batch", [1, 3, 9])     # streaming fc kernel, remainder, BLAS
+def test_small_net_matches_numpy_reference(variant, batch):
+    model = numalex.alexnet(variant, num_classes=10, width=0.25, seed=batch)
+    x = images(model, batch, seed=batch)
+    assert relative_error(model(x, backend="numba"), model(x, backend="numpy")) < 1e-4
+
+
+def test_bvlc_at_224_input_matches_numpy_reference():
+    # ceil-mode pooling keeps a partial window at 224 (54 -> 27, not 26)
+    model = numalex.alexnet("bvlc", width=0.25, input_size=224, num_classes=7)
+    x = images(model, 2)
+    assert relative_error(model(x, backend="numba"), model(x, backend="numpy")) < 1e-4
+
+
+def test_trace_shapes_match_the_formula():
+    model = numalex.alexnet("bvlc", width=0.25, num_classes=10)
+    records = model.trace(images(model, 2), backend="numba")
+    assert [r.output_shape for r in records] == [r.expected_shape for r in records]
+    assert records[-1].output_shape == (2, 10)
+
+
+def torch_one_tower(model):
+    """The torchvision / original layout as torch.nn layers with the model's weights."""
+    torch = pytest.importorskip("torch", reason="torch is the second oracle: "
+                                "pip install numalex[oracle]")
+    nn = torch.nn
+    layers = []
+    for name, spec in model.layers:
+        kind = type(spec).__name__
+        if kind == "Conv2d":
+            layer = nn.Conv2d(spec.in_channels, spec.out_channels, spec.kernel, spec.stride,
+                              spec.padding, spec.dilation, spec.groups)
+        elif kind == "Linear":
+            layer = nn.Linear(spec.in_features, spec.out_features)
+        elif kind == "MaxPool2d":
+            layer = nn.MaxPool2d(spec.kernel, spec.stride, spec.padding,
+                                 ceil_mode=spec.ceil_mode)
+        elif kind == "AdaptiveAvgPool2d":
+            layer = nn.AdaptiveAvgPool2d(spec.out)
+        else:
+            layer = {"ReLU": nn.ReLU(), "Dropout": nn.Dropout(), "Flatten": nn.Flatten()}[kind]
+        if spec.param_shapes():
+            state = model.state_dict()
+            layer.weight.data = torch.from_numpy(state[f"{name}.weight"].copy())
+            layer.bias.data = torch.from_numpy(state[f"{name}.bias"].copy())
+        layers.append(layer)
+    return nn.Sequential(*layers).eval()
+
+
+@pytest.mark.parametrize("variant,width", [("torchvision", 1.0), ("original", 0.25)])
+def test_forward_matches_torch(variant, width):
+    model = numalex.alexnet(variant, width=width)
+    net = torch_one_tower(model)
+    import torch
+
+    x = images(model, 2)
+    with torch.no_grad():
+        want = net(torch.from_numpy(x)).numpy()
+    assert relative_error(model(x, backend="numba"), want) < 1e-4

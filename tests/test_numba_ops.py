@@ -1,0 +1,312 @@
+"""The numba backend, one op at a time, against brute-force loops and PyTorch.
+
+The oracles at the top are written from the definitions, one output element
+at a time, and share no code with numalex. PyTorch is a second, independent
+oracle (skipped only if torch is not installed).
+
+Tolerance: float32 sums come out in a different order in every
+implementation, and the rounding error of a sum scales with the size of
+its terms, not of its result (an output near zero can be the difference of
+two large terms). So entries must agree to rtol=1e-4, plus an absolute slack
+of 1e-5 times the largest reference value for entries produced by
+cancellation (``assert_close``).
+"""
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from numalex import backends
+from numalex.kernels import conv
+from numalex.shapes import ShapeError
+
+nb = backends.get("numba")
+
+
+# ---- naive oracles ---------------------------------------------------------
+def conv_oracle(x, w, b, stride, padding, groups, dilation):
+    n_img, c_in, h, wd = x.shape
+    out_ch, c_per_group, kh, kw = w.shape
+    ho = (h + 2 * padding - dilation * (kh - 1) - 1) // stride + 1
+    wo = (wd + 2 * padding - dilation * (kw - 1) - 1) // stride + 1
+    y = np.zeros((n_img, out_ch, ho, wo), dtype=np.float64)
+    for n in range(n_img):
+        for o in range(out_ch):
+            g = o // (out_ch // groups)
+            for i in range(ho):
+                for j in range(wo):
+                    total = float(b[o])
+                    for c in range(c_per_group):
+                        for u in range(kh):
+                            for v in range(kw):
+                                r = i * stride + u * dilation - padding
+                                q = j * stride + v * dilation - padding
+                                if 0 <= r < h and 0 <= q < wd:
+                                    total += float(w[o, c, u, v]) * float(
+                                        x[n, g * c_per_group + c, r, q])
+                    y[n, o, i, j] = total
+    return y
+
+
+def max_pool_oracle(x, kernel, stride, padding, ceil_mode):
+    h, w = x.shape[2:]
+
+    def size(n):
+        room = n + 2 * padding - kernel
+        out = (-(-room // stride) if ceil_mode else room // stride) + 1
+        if ceil_mode and (out - 1) * stride >= n + padding:
+            out -= 1
+        return out
+
+    ho, wo = size(h), size(w)
+    y = np.empty(x.shape[:2] + (ho, wo), dtype=np.float32)
+    for i in range(ho):
+        for j in range(wo):
+            rows = [r for r in range(i * stride - padding, i * stride - padding + kernel)
+                    if 0 <= r < h]
+            cols = [q for q in range(j * stride - padding, j * stride - padding + kernel)
+                    if 0 <= q < w]
+            y[:, :, i, j] = x[:, :, rows][:, :, :, cols].max(axis=(2, 3))
+    return y
+
+
+def adaptive_avg_oracle(x, out_h, out_w):
+    h, w = x.shape[2:]
+    y = np.empty(x.shape[:2] + (out_h, out_w), dtype=np.float64)
+    for i in range(out_h):
+        r0, r1 = (i * h) // out_h, math.ceil((i + 1) * h / out_h)
+        for j in range(out_w):
+            q0, q1 = (j * w) // out_w, math.ceil((j + 1) * w / out_w)
+            y[:, :, i, j] = x[:, :, r0:r1, q0:q1].astype(np.float64).mean(axis=(2, 3))
+    return y
+
+
+def lrn_oracle(x, size, alpha, beta, k):
+    y = np.empty(x.shape, dtype=np.float64)
+    channels = x.shape[1]
+    for c in range(channels):
+        lo, hi = max(0, c - size // 2), min(channels, c + (size - 1) // 2 + 1)
+        sq = (x[:, lo:hi].astype(np.float64) ** 2).sum(axis=1)
+        y[:, c] = x[:, c] / (k + alpha / size * sq) ** beta
+    return y
+
+
+def linear_oracle(x, w, b):
+    return np.array([[sum(float(a) * float(c) for a, c in zip(row, wrow)) + float(bias)
+                      for wrow, bias in zip(w, b)] for row in x])
+
+
+def assert_close(got, want):
+    assert got.shape == want.shape
+    assert got.dtype == np.float32
+    scale = float(np.abs(want).max()) or 1.0
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5 * scale)
+
+
+def random(shape, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape, dtype=np.float32)
+
+
+# ---- convolution ------------------------------------------------------------
+CONV_CASES = [  # (N, C, H, W, O, k, stride, padding, groups, dilation)
+    (1, 3, 23, 23, 4, 11, 4, 2, 1, 1),     # conv1-like, floor drops rows
+    (2, 4, 9, 7, 6, 3, 1, 1, 2, 1),        # groups, non-square input
+    (1, 2, 10, 11, 3, 3, 2, 2, 1, 2),      # dilation, stride, padding
+    (3, 6, 5, 5, 6, 5, 1, 2, 3, 1),        # padding as wide as half the kernel
+    (1, 1, 1, 1, 2, 1, 1, 0, 1, 1),        # 1x1 everything
+    (2, 4, 8, 6, 4, 3, 3, 0, 4, 1),        # depthwise
+]
+
+
+@pytest.mark.parametrize("n,c,h,w,o,k,stride,padding,groups,dilation", CONV_CASES)
+def test_conv2d_matches_loop_oracle(n, c, h, w, o, k, stride, padding, groups, dilation):
+    x, wt, b = random((n, c, h, w), 1), random((o, c // groups, k, k), 2), random((o,), 3)
+    got = nb.conv2d(x, wt, b, stride=stride, padding=padding, groups=groups,
+                    dilation=dilation)
+    assert_close(got, conv_oracle(x, wt, b, stride, padding, groups, dilation))
+
+
+@pytest.mark.parametrize("version", conv.VERSIONS)
+@pytest.mark.parametrize("n,c,h,w,o,k,stride,padding,groups,dilation", CONV_CASES)
+def test_every_conv_ladder_version_matches_loop_oracle(version, n, c, h, w, o, k, stride,
+                                                        padding, groups, dilation):
+    x, wt, b = random((n, c, h, w), 1), random((o, c // groups, k, k), 2), random((o,), 3)
+    got = conv.VERSIONS[version](x, wt, b, stride, padding, groups, dilation)
+    assert_close(got, conv_oracle(x, wt, b, stride, padding, groups, dilation))
+
+
+def test_batched_im2col_splits_a_batch_into_chunks():
+    # a budget of two images' columns: chunks of 2, 2 and 1 images
+    x, wt, b = random((5, 2, 6, 6), 1), random((3, 2, 3, 3), 2), random((3,), 3)
+    budget = 2 * 2 * 9 * 4 * 4 * 4
+    got = conv.conv_im2col_batched(x, wt, b, 1, 0, 1, 1, cols_budget=budget)
+    assert_close(got, conv_oracle(x, wt, b, 1, 0, 1, 1))
+
+
+def test_conv2d_rectangular_kernel():
+    x, wt, b = random((2, 3, 9, 8), 1), random((5, 3, 3, 2), 2), random((5,), 3)
+    assert_close(nb.conv2d(x, wt, b, stride=2, padding=1),
+                 conv_oracle(x, wt, b, 2, 1, 1, 1))
+
+
+@given(n=st.integers(1, 2), groups=st.integers(1, 3), c_per_group=st.integers(1, 3),
+       o_per_group=st.integers(1, 3), k=st.integers(1, 4), stride=st.integers(1, 3),
+       padding=st.integers(0, 2), dilation=st.integers(1, 2), h=st.integers(1, 9),
+       w=st.integers(1, 9), seed=st.integers(0, 2**16))
+def test_conv2d_random_shapes(n, groups, c_per_group, o_per_group, k, stride, padding,
+                              dilation, h, w, seed):
+    span = dilation * (k - 1) + 1
+    if min(h, w) + 2 * padding < span:
+        with pytest.raises(ShapeError):
+            nb.conv2d(random((n, groups * c_per_group, h, w)),
+                      random((groups * o_per_group, c_per_group, k, k)),
+                      random((groups * o_per_group,)), stride, padding, groups, dilation)
+        return
+    x = random((n, groups * c_per_group, h, w), seed)
+    wt = random((groups * o_per_group, c_per_group, k, k), seed + 1)
+    b = random((groups * o_per_group,), seed + 2)
+    got = nb.conv2d(x, wt, b, stride, padding, groups, dilation)
+    assert_close(got, conv_oracle(x, wt, b, stride, padding, groups, dilation))
+
+
+# ---- pooling, LRN, ReLU, linear -----------------------------------------------
+@pytest.mark.parametrize("shape,kernel,stride,padding,ceil_mode", [
+    ((2, 3, 13, 13), 3, 2, 0, False),
+    ((1, 2, 54, 54), 3, 2, 0, True),       # Caffe's pool1 at 224: 27, not 26
+    ((1, 2, 6, 9), 3, 2, 1, True),         # padding and ceil, non-square
+    ((1, 1, 7, 7), 2, 3, 1, True),         # ceil window that would start in the padding
+    ((1, 1, 1, 1), 1, 1, 0, False),
+])
+def test_max_pool2d_matches_loop_oracle(shape, kernel, stride, padding, ceil_mode):
+    x = random(shape, 4)
+    assert_close(nb.max_pool2d(x, kernel, stride, padding, ceil_mode),
+                 max_pool_oracle(x, kernel, stride, padding, ceil_mode))
+
+
+@given(h=st.integers(1, 12), w=st.integers(1, 12), kernel=st.integers(1, 4),
+       stride=st.integers(1, 3), data=st.data(), ceil_mode=st.booleans())
+def test_max_pool2d_random_shapes(h, w, kernel, stride, data, ceil_mode):
+    padding = data.draw(st.integers(0, kernel // 2))
+    if min(h, w) + 2 * padding < kernel:
+        return
+    x = random((2, 2, h, w), h * 13 + w)
+    assert_close(nb.max_pool2d(x, kernel, stride, padding, ceil_mode),
+                 max_pool_oracle(x, kernel, stride, padding, ceil_mode))
+
+
+@pytest.mark.parametrize("shape,out_hw", [((2, 3, 13, 13), (6, 6)), ((1, 2, 6, 6), (6, 6)),
+                                          ((1, 2, 5, 11), (3, 4)), ((1, 1, 2, 3), (5, 7))])
+def test_adaptive_avg_pool2d_matches_loop_oracle(shape, out_hw):
+    x = random(shape, 5)
+    assert_close(nb.adaptive_avg_pool2d(x, out_hw), adaptive_avg_oracle(x, *out_hw))
+
+
+@pytest.mark.parametrize("channels,size", [(7, 5), (3, 5), (6, 4), (1, 1)])
+def test_lrn_matches_loop_oracle(channels, size):
+    x = random((2, channels, 5, 4), 6) * 10
+    assert_close(nb.lrn(x, size, 1e-2, 0.75, 2.0), lrn_oracle(x, size, 1e-2, 0.75, 2.0))
+
+
+def test_relu_matches_definition():
+    x = random((3, 4, 5, 6), 7)
+    y = nb.relu(x)
+    assert y.dtype == np.float32 and y.shape == x.shape
+    assert np.array_equal(y, np.where(x > 0, x, 0))
+    assert (x < 0).any()                     # the case that matters is exercised
+
+
+@pytest.mark.parametrize("batch", [1, 3, 4, 7, 8, 9, 20])  # streaming kernel and BLAS
+def test_linear_matches_loop_oracle(batch):
+    x, w, b = random((batch, 37), 8), random((11, 37), 9), random((11,), 10)
+    assert_close(nb.linear(x, w, b), linear_oracle(x, w, b))
+
+
+# ---- bad input gets a clear error -----------------------------------------------
+def test_conv2d_rejects_channel_mismatch():
+    with pytest.raises(ShapeError, match="channels"):
+        nb.conv2d(random((1, 4, 8, 8)), random((6, 3, 3, 3)), random((6,)), 1, 0, 1, 1)
+
+
+def test_conv2d_rejects_bad_bias_and_groups():
+    with pytest.raises(ShapeError, match="bias"):
+        nb.conv2d(random((1, 4, 8, 8)), random((6, 2, 3, 3)), random((5,)), 1, 0, 2, 1)
+    with pytest.raises(ShapeError, match="groups"):
+        nb.conv2d(random((1, 4, 8, 8)), random((5, 2, 3, 3)), random((5,)), 1, 0, 2, 1)
+    with pytest.raises(ValueError, match="groups"):
+        nb.conv2d(random((1, 4, 8, 8)), random((5, 2, 3, 3)), random((5,)), 1, 0, 0, 1)
+
+
+def test_too_small_inputs_raise_shape_error():
+    with pytest.raises(ShapeError, match="too small"):
+        nb.conv2d(random((1, 3, 5, 5)), random((2, 3, 11, 11)), random((2,)), 4, 2)
+    with pytest.raises(ShapeError, match="too small"):
+        nb.max_pool2d(random((1, 3, 2, 2)), 3, 2)
+
+
+def test_wrong_types_and_ranks():
+    with pytest.raises(TypeError, match="NumPy array"):
+        nb.relu([1.0, -1.0])
+    with pytest.raises(TypeError, match="floating"):
+        nb.max_pool2d(np.ones((1, 1, 4, 4), dtype=np.int32), 2, 2)
+    with pytest.raises(ShapeError, match=r"\(N, C, H, W\)"):
+        nb.lrn(random((3, 4, 5)), 5, 1e-4, 0.75, 1.0)
+    with pytest.raises(ShapeError, match="features"):
+        nb.linear(random((2, 5)), random((3, 6)), random((3,)))
+    with pytest.raises(ValueError, match="half the kernel"):
+        nb.max_pool2d(random((1, 1, 8, 8)), 3, 1, padding=2)
+
+
+def test_non_contiguous_and_float64_inputs_are_accepted():
+    x = random((2, 3, 12, 10), 11)[:, :, ::2]                  # a strided view
+    w, b = random((4, 3, 3, 3), 12).astype(np.float64), random((4,), 13)
+    assert_close(nb.conv2d(x, w, b, 1, 1), conv_oracle(x, w, b, 1, 1, 1, 1))
+
+
+# ---- PyTorch as a second oracle ------------------------------------------------------
+@pytest.fixture(scope="module")
+def F():
+    """torch.nn.functional, or a skip when torch is not installed."""
+    torch = pytest.importorskip("torch", reason="torch is the second oracle: "
+                                "pip install numalex[oracle]")
+    return torch.nn.functional
+
+
+def t(a):
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(a))
+
+
+@pytest.mark.parametrize("n,c,h,w,o,k,stride,padding,groups,dilation", CONV_CASES)
+def test_conv2d_matches_torch(F, n, c, h, w, o, k, stride, padding, groups, dilation):
+    x, wt, b = random((n, c, h, w), 1), random((o, c // groups, k, k), 2), random((o,), 3)
+    want = F.conv2d(t(x), t(wt), t(b), stride=stride, padding=padding, dilation=dilation,
+                    groups=groups).numpy()
+    assert_close(nb.conv2d(x, wt, b, stride, padding, groups, dilation), want)
+
+
+@pytest.mark.parametrize("shape,kernel,stride,padding,ceil_mode", [
+    ((2, 3, 55, 55), 3, 2, 0, False), ((1, 2, 54, 54), 3, 2, 0, True),
+    ((1, 2, 8, 11), 3, 2, 1, True), ((1, 1, 7, 7), 2, 3, 1, True)])
+def test_max_pool2d_matches_torch(F, shape, kernel, stride, padding, ceil_mode):
+    x = random(shape, 4)
+    want = F.max_pool2d(t(x), kernel, stride, padding, ceil_mode=ceil_mode).numpy()
+    assert_close(nb.max_pool2d(x, kernel, stride, padding, ceil_mode), want)
+
+
+@pytest.mark.parametrize("shape,out_hw", [((2, 3, 13, 13), (6, 6)), ((1, 2, 5, 11), (3, 4)),
+                                          ((1, 1, 2, 3), (5, 7))])
+def test_adaptive_avg_pool2d_matches_torch(F, shape, out_hw):
+    x = random(shape, 5)
+    assert_close(nb.adaptive_avg_pool2d(x, out_hw), F.adaptive_avg_pool2d(t(x), out_hw).numpy())
+
+
+def test_lrn_relu_linear_match_torch(F):
+    x = random((2, 96, 7, 6), 6) * 10
+    assert_close(nb.lrn(x, 5, 1e-4, 0.75, 1.0),
+                 F.local_response_norm(t(x), 5, alpha=1e-4, beta=0.75, k=1.0).numpy())
+    assert_close(nb.relu(x), F.relu(t(x)).numpy())
+    v, w, b = random((5, 300), 7), random((40, 300), 8), random((40,), 9)
+    assert_close(nb.linear(v, w, b), F.linear(t(v), t(w), t(b)).numpy())

@@ -1,0 +1,251 @@
+"""Every backend's kernels against the formula, against each other and against PyTorch.
+
+For each backend that runs here (numpy, numba, and cuda under the simulator):
+  * conv2d and max_pool2d return the shape the formula predicts, and
+    adaptive_avg_pool2d exactly the size asked for, whatever the input size;
+  * the values equal the NumPy reference's and PyTorch's (conv2d, max_pool2d
+    with ceil_mode, local_response_norm, adaptive_avg_pool2d);
+  * invalid calls are refused with ShapeError/ValueError showing the
+    arithmetic, and a call is accepted exactly when PyTorch accepts it.
+
+The CUDA simulator runs every GPU thread in Python (about 0.1 ms each), so
+the cuda backend gets fewer and smaller cases (see `budget`).
+"""
+import math
+
+import numpy as np
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from numalex import ShapeError, backends
+from numalex.testing import (ConvCase, PoolCase, adaptive_pool_cases, assert_shape_formula,
+                             conv_cases, invalid_conv_cases, invalid_pool_cases, pool_cases)
+
+try:
+    import torch
+    import torch.nn.functional as F
+except ImportError:
+    torch = None
+needs_torch = pytest.mark.skipif(torch is None, reason="PyTorch is the oracle here: "
+                                 "pip install 'numalex[oracle]' (torch==2.13.0)")
+
+BACKENDS = backends.available()
+FAST_BACKENDS = [name for name in BACKENDS if name != "numpy"]
+
+
+def budget(name):
+    """(settings, size limits, largest pinned output) for one backend's properties.
+    The simulator runs one Python thread per output value: a 55x55 pin is
+    seconds there, so the seed's conv1 pins run on the CPU backends only."""
+    if name == "cuda":
+        return settings(max_examples=8), dict(max_size=8, max_channels=2, max_batch=1), 1000
+    return settings(), dict(max_size=24, max_channels=3, max_batch=2), None
+
+
+def check_property(name, strategy, check, pins=()):
+    """Run check(case) on cases drawn from strategy(**limits) and on the
+    pinned (case, why) examples, with the budget of backend `name`."""
+    test_settings, limits, largest_pin = budget(name)
+
+    def property_(case):
+        check(case)
+
+    test = given(strategy(**limits))(property_)
+    for case, why in pins:
+        if largest_pin is None or math.prod(case.expected_shape) <= largest_pin:
+            test = example(case).via(why)(test)
+    test_settings(test)()
+
+
+def run(be, op, case, seed=0):
+    """be.<op> on the case's seeded arrays, as a host NumPy array."""
+    arrays = (be.to_backend(a) for a in case.arrays(seed))
+    return be.to_numpy(getattr(be, op)(*arrays, **case.kwargs))
+
+
+def close(y, ref):
+    np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4)
+
+
+SEED_CONVS = [
+    (ConvCase(1, 3, 1, 224, 224, 11, stride=4, padding=2),
+     "torchvision conv1: (224 + 2*2 - 11)/4 + 1 = 55.25 -> 55"),
+    (ConvCase(1, 3, 1, 227, 227, 11, stride=4), "the paper's conv1 at 227: 55 exactly"),
+    (ConvCase(1, 3, 1, 224, 224, 11, stride=4), "the paper's conv1 at 224: 54.25 -> 54"),
+]
+SEED_POOLS = [
+    (PoolCase(1, 1, 54, 54, 3, 2, ceil_mode=True), "Caffe's pool1 at 224: ceil gives 27"),
+    (PoolCase(1, 1, 54, 54, 3, 2), "the same pool in floor mode gives 26"),
+]
+
+
+# ---- shapes --------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_conv2d_output_shape_is_the_formula(name):
+    be = backends.get(name)
+    check_property(name, conv_cases,
+                   lambda case: assert_shape_formula(be.conv2d, case, be.to_backend), SEED_CONVS)
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_max_pool2d_output_shape_is_the_formula(name):
+    be = backends.get(name)
+    check_property(name, pool_cases,
+                   lambda case: assert_shape_formula(be.max_pool2d, case, be.to_backend),
+                   SEED_POOLS)
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_adaptive_avg_pool2d_gives_exactly_the_requested_size(name):
+    be = backends.get(name)
+    check_property(name, adaptive_pool_cases,
+                   lambda case: assert_shape_formula(be.adaptive_avg_pool2d, case,
+                                                     be.to_backend))
+
+
+# ---- refusals ------------------------------------------------------------------
+
+def assert_refused_with_arithmetic(call, case):
+    """call() must raise ShapeError/ValueError naming the number that is wrong."""
+    with pytest.raises(ValueError) as err:       # ShapeError is a ValueError
+        call()
+    text = str(err.value)
+    span = getattr(case, "dilation", 1) * (case.kernel - 1) + 1
+    if case.stride == 0:
+        assert "stride" in text and "0" in text, text
+    elif case.padding > case.kernel // 2 and isinstance(case, PoolCase):
+        assert f"{case.padding}" in text and f"{case.kernel}//2" in text, text
+    else:
+        assert isinstance(err.value, ShapeError), text
+        small = [n for n in (case.height, case.width) if n + 2 * case.padding < span]
+        assert any(f"input size {n} is too small" in text for n in small), text
+        assert f"- {span})/{case.stride} + 1 = " in text, text
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_invalid_convolutions_are_refused_with_the_arithmetic(name):
+    be = backends.get(name)
+
+    def check(case):
+        x, w, b = (be.to_backend(a) for a in case.arrays())
+        assert_refused_with_arithmetic(lambda: be.conv2d(x, w, b, **case.kwargs), case)
+
+    settings(max_examples=20)(given(invalid_conv_cases())(check))()
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_invalid_pools_are_refused_with_the_arithmetic(name):
+    be = backends.get(name)
+
+    def check(case):
+        x = be.to_backend(case.arrays()[0])
+        assert_refused_with_arithmetic(lambda: be.max_pool2d(x, **case.kwargs), case)
+
+    settings(max_examples=20)(given(invalid_pool_cases())(check))()
+
+
+# ---- values: every backend equals the NumPy reference ---------------------------
+
+@st.composite
+def lrn_cases(draw, max_size=8, max_channels=8, max_batch=2):
+    """(x, size, alpha, beta, k) for local response normalisation."""
+    shape = (draw(st.integers(1, max_batch)), draw(st.integers(1, max_channels)),
+             draw(st.integers(1, max_size)), draw(st.integers(1, max_size)))
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32) * 4
+    return (x, draw(st.integers(1, 7)), draw(st.floats(1e-4, 1.0)),
+            draw(st.floats(0.5, 1.0)), draw(st.floats(0.5, 2.0)))
+
+
+def lrn_on(be, case):
+    x, size, alpha, beta, k = case
+    return be.to_numpy(be.lrn(be.to_backend(x), size, alpha, beta, k))
+
+
+@pytest.mark.parametrize("op, strategy", [("conv2d", conv_cases), ("max_pool2d", pool_cases),
+                                          ("adaptive_avg_pool2d", adaptive_pool_cases)])
+@pytest.mark.parametrize("name", FAST_BACKENDS)
+def test_values_equal_the_numpy_reference(name, op, strategy):
+    be, ref = backends.get(name), backends.get("numpy")
+    check_property(name, strategy, lambda case: close(run(be, op, case), run(ref, op, case)))
+
+
+@pytest.mark.parametrize("name", FAST_BACKENDS)
+def test_lrn_equals_the_numpy_reference(name):
+    be, ref = backends.get(name), backends.get("numpy")
+    check_property(name, lrn_cases, lambda case: close(lrn_on(be, case), lrn_on(ref, case)))
+
+
+# ---- values and acceptance: every backend equals PyTorch -------------------------
+
+def torch_conv2d(case):
+    x, w, b = (torch.from_numpy(a) for a in case.arrays())
+    return F.conv2d(x, w, b, stride=case.stride, padding=case.padding,
+                    dilation=case.dilation, groups=case.groups).numpy()
+
+
+def torch_max_pool2d(case):
+    return F.max_pool2d(torch.from_numpy(case.arrays()[0]), case.kernel, case.stride,
+                        case.padding, ceil_mode=case.ceil_mode).numpy()
+
+
+def torch_adaptive_avg_pool2d(case):
+    return F.adaptive_avg_pool2d(torch.from_numpy(case.arrays()[0]), case.out_hw).numpy()
+
+
+TORCH_OPS = {"conv2d": (conv_cases, torch_conv2d),
+             "max_pool2d": (pool_cases, torch_max_pool2d),
+             "adaptive_avg_pool2d": (adaptive_pool_cases, torch_adaptive_avg_pool2d)}
+
+
+@needs_torch
+@pytest.mark.parametrize("op", list(TORCH_OPS))
+@pytest.mark.parametrize("name", BACKENDS)
+def test_values_equal_pytorch(name, op):
+    be = backends.get(name)
+    strategy, oracle = TORCH_OPS[op]
+    check_property(name, strategy, lambda case: close(run(be, op, case), oracle(case)))
+
+
+@needs_torch
+@pytest.mark.parametrize("name", BACKENDS)
+def test_lrn_equals_pytorch(name):
+    be = backends.get(name)
+
+    def check(case):
+        x, size, alpha, beta, k = case
+        expected = F.local_response_norm(torch.from_numpy(x), size, alpha, beta, k).numpy()
+        close(lrn_on(be, case), expected)
+
+    check_property(name, lrn_cases, check)
+
+
+def outcome(call):
+    """('ok', shape) or ('refused', None): what a library made of a call."""
+    try:
+        return "ok", tuple(call().shape)
+    except (ValueError, RuntimeError):          # numalex: ShapeError/ValueError; torch: RuntimeError
+        return "refused", None
+
+
+ACCEPTANCE = {
+    "conv2d": (lambda **limits: st.one_of(conv_cases(**limits), invalid_conv_cases()),
+               torch_conv2d),
+    "max_pool2d": (lambda **limits: st.one_of(pool_cases(**limits), invalid_pool_cases()),
+                   torch_max_pool2d),
+}
+
+
+@needs_torch
+@pytest.mark.parametrize("op", list(ACCEPTANCE))
+@pytest.mark.parametrize("name", BACKENDS)
+def test_accepts_exactly_what_pytorch_accepts(name, op):
+    be = backends.get(name)
+    cases, oracle = ACCEPTANCE[op]
+
+    def check(case):
+        ours = outcome(lambda: run(be, op, case))
+        assert ours == outcome(lambda: oracle(case)), case
+
+    check_property(name, cases, check)

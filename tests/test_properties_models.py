@@ -1,0 +1,118 @@
+"""Whole models: for any input size, what runs is what the formula predicts.
+
+For each variant (at width 1/32, so a forward pass costs milliseconds) and
+each backend, an input size is drawn from a range that straddles the smallest
+size the variant can take:
+  * the model accepts the size exactly when the formula says every layer can
+    take its input (folded here layer by layer with conv_output_size, the
+    formula tested against a brute-force count in test_properties_formula);
+  * the shapes `trace` records equal that fold and `summary`'s table.
+"""
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+import numalex
+from numalex import ShapeError, backends, conv_output_size
+from numalex.layers import AdaptiveAvgPool2d, Conv2d, Flatten, Linear, MaxPool2d
+
+WIDTH = 1 / 32
+BACKENDS = backends.available()
+
+
+def formula_shapes(layers, size):
+    """Per-sample output shape of every layer for a size x size input, from
+    the formula; None if some layer cannot take what it is given."""
+    shape, shapes = (3, size, size), []
+    try:
+        for _, spec in layers:
+            if isinstance(spec, (Conv2d, MaxPool2d)):
+                n = conv_output_size(shape[1], spec.kernel, spec.stride, spec.padding,
+                                     getattr(spec, "dilation", 1),
+                                     getattr(spec, "ceil_mode", False))
+                channels = spec.out_channels if isinstance(spec, Conv2d) else shape[0]
+                shape = (channels, n, n)
+            elif isinstance(spec, AdaptiveAvgPool2d):
+                shape = (shape[0], spec.out, spec.out)
+            elif isinstance(spec, Flatten):
+                shape = (int(np.prod(shape)),)
+            elif isinstance(spec, Linear):
+                if shape != (spec.in_features,):
+                    return None
+                shape = (spec.out_features,)
+            shapes.append(shape)
+    except ShapeError:
+        return None
+    return shapes
+
+
+def check_sizes(name, check, sizes=None, pins=()):
+    """Run check(size) over input sizes with what backend `name` can afford.
+    The CUDA simulator runs a Python thread per output value: it gets two
+    sizes near the smallest ones and one pinned size that runs, not 224/227
+    (minutes there)."""
+    if name == "cuda":
+        test_settings, sizes = settings(max_examples=2), st.integers(58, 70)
+        pins = [(67, "small enough for the simulator, large enough for both one-tower variants")]
+    else:
+        test_settings, sizes = settings(), sizes or st.integers(1, 260)
+
+    def property_(size):
+        check(size)
+
+    test = given(size=sizes)(property_)
+    for size, why in pins:
+        test = example(size=size).via(why)(test)
+    test_settings(test)()
+
+
+NATIVE_PINS = [(224, "torchvision's input size"), (227, "the paper's (and Caffe's) input size")]
+
+
+def check_model(model, name, size):
+    """The model takes `size` iff the formula allows it, and its trace has
+    the formula's and the summary's shapes."""
+    expected = formula_shapes(model.layers, size)
+    x = np.random.default_rng(size).standard_normal((1, 3, size, size), dtype=np.float32)
+    if expected is None:
+        with pytest.raises(ShapeError):
+            model.trace(x, backend=name)
+        return
+    records = model.trace(x, backend=name)
+    assert [r.output_shape for r in records] == [(1,) + s for s in expected]
+    assert all(r.ok for r in records)
+    table = {row.name: row.output_shape for row in numalex.summary(model, size).rows}
+    assert {r.name: r.output_shape[1:] for r in records if r.name in table} == table
+
+
+@pytest.mark.parametrize("variant", ["torchvision", "original"])
+@pytest.mark.parametrize("name", BACKENDS)
+def test_any_input_size_runs_as_the_formula_says(name, variant):
+    model = numalex.alexnet(variant, num_classes=10, width=WIDTH)
+    check_sizes(name, lambda size: check_model(model, name, size), pins=NATIVE_PINS)
+
+
+@pytest.mark.parametrize("name", [n for n in BACKENDS if n != "cuda"])
+def test_a_bvlc_model_for_one_size_takes_the_sizes_that_flatten_alike(name):
+    """Without an adaptive pool, fc6 fixes the flattened width: a bvlc model
+    built for 227 takes exactly the sizes whose pool5 output is as wide."""
+    model = numalex.alexnet("bvlc", num_classes=10, width=WIDTH)
+    check_sizes(name, lambda size: check_model(model, name, size), st.integers(180, 250),
+                NATIVE_PINS)
+
+
+@given(size=st.integers(1, 260))
+@example(size=224).via("Caffe's ceil pooling makes 224 work: 54 -> 27 -> 13 -> 6")
+@example(size=227).via("the native size")
+def test_a_bvlc_model_builds_for_a_size_exactly_when_the_formula_allows(size):
+    layers = numalex.alexnet("bvlc", num_classes=10, width=WIDTH).layers
+    features = list(itertools.takewhile(lambda item: not isinstance(item[1], Linear), layers))
+    if formula_shapes(features, size) is None:
+        with pytest.raises(ShapeError, match=rf"cannot be built for input {size}x{size}"):
+            numalex.alexnet("bvlc", num_classes=10, width=WIDTH, input_size=size)
+    else:
+        model = numalex.alexnet("bvlc", num_classes=10, width=WIDTH, input_size=size)
+        assert formula_shapes(model.layers, size)[-1] == (10,)

@@ -1,0 +1,109 @@
+"""`numalex visualize`: the PNGs exist, open, and show what they claim to."""
+import sys
+
+import numpy as np
+import pytest
+
+import numalex
+from numalex.cli import main
+
+pytest.importorskip("matplotlib", reason="the plot extra (matplotlib) is not installed")
+Image = pytest.importorskip("PIL.Image", reason="Pillow is not installed")
+
+from numalex.visualize import (activations, default_layers, feature_maps_figure,  # noqa: E402
+                               filters_figure, pattern_image)
+
+
+def naive_relu_conv(x, w, b, stride, padding):
+    """One image, plain loops over output pixels: x (C, H, W), w (O, C, k, k) -> (O, h, w)."""
+    xp = np.pad(x, ((0, 0), (padding, padding), (padding, padding)))
+    k = w.shape[2]
+    ho = (xp.shape[1] - k) // stride + 1
+    wo = (xp.shape[2] - k) // stride + 1
+    out = np.zeros((w.shape[0], ho, wo))
+    for i in range(ho):
+        for j in range(wo):
+            patch = xp[:, i * stride:i * stride + k, j * stride:j * stride + k]
+            out[:, i, j] = np.tensordot(w, patch, axes=3) + b
+    return np.maximum(out, 0)
+
+
+@pytest.fixture(scope="module")
+def small():
+    return numalex.alexnet("torchvision", width=1 / 16, num_classes=5)
+
+
+def test_pattern_quadrants_are_what_the_docstring_says():
+    img = pattern_image(256).astype(int)
+    assert img.shape == (256, 256, 3)
+    top_left, top_right = img[:128, :128, 0], img[:128, 128:, 0]
+    assert (top_left == top_left[:1]).all() and len(np.unique(top_left[0])) == 2   # vertical
+    assert (top_right == top_right[:, :1]).all() and len(np.unique(top_right[:, 0])) == 2
+    disc_colours = {tuple(img[int(cy * 256), int(cx * 256)])
+                    for cy, cx in [(0.62, 0.62), (0.62, 0.88), (0.88, 0.75)]}
+    assert disc_colours == {(255, 0, 0), (0, 255, 0), (0, 0, 255)}
+
+
+def test_activations_of_relu1_match_a_naive_convolution(small):
+    x = np.random.default_rng(0).standard_normal((1, 3, 67, 67)).astype(np.float32)
+    got = activations(small, x, ["features.1"])["features.1"]
+    sd = small.state_dict()
+    want = naive_relu_conv(x[0], sd["features.0.weight"], sd["features.0.bias"], 4, 2)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_default_layers_are_relus_after_conv1_conv2_conv5(small):
+    assert default_layers(small) == ["features.1", "features.4", "features.11"]
+    bvlc = numalex.alexnet("bvlc", width=1 / 16)
+    assert default_layers(bvlc) == ["relu1", "relu2", "relu5"]
+
+
+def test_bad_layer_names_are_named(small):
+    x = np.zeros((1, 3, 224, 224), np.float32)
+    with pytest.raises(ValueError, match="unknown layer.*nope"):
+        activations(small, x, ["nope"])
+    with pytest.raises(ValueError, match="after the flatten"):
+        activations(small, x, ["classifier.1"])
+
+
+def _open(path):
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def test_filters_png_shows_one_tile_per_filter(small, tmp_path):
+    path = filters_figure(small, tmp_path / "f.png")
+    pixels = _open(path)
+    assert pixels.shape[0] > 200 and pixels.shape[1] > 200
+    assert pixels.std() > 10                       # not a blank page
+
+
+def test_feature_maps_png(small, tmp_path):
+    path = feature_maps_figure(small, tmp_path / "m.png", channels=3)
+    pixels = _open(path)
+    assert pixels.std() > 10
+
+
+def test_cli_writes_both_pngs_with_weights_and_image(small, tmp_path, capsys, monkeypatch):
+    # the command builds a small net here (the full one is 61M parameters) and
+    # loads a weight file from another seed through the real loader
+    from numalex.commands import visualize as command
+    monkeypatch.setattr(command, "alexnet", lambda variant, weights: numalex.alexnet(
+        variant, weights=weights, width=1 / 16, num_classes=5))
+    other = numalex.alexnet("torchvision", width=1 / 16, num_classes=5, seed=7)
+    np.savez(tmp_path / "w.npz", **other.state_dict())
+    Image.fromarray(pattern_image(300)).save(tmp_path / "in.png")
+    code = main(["visualize", "torchvision", "--weights", str(tmp_path / "w.npz"),
+                 "--image", str(tmp_path / "in.png"), "--layers", "features.1",
+                 "--channels", "2", "--out", str(tmp_path / "out")])
+    assert code == 0
+    out = capsys.readouterr().out
+    for name in ("conv1_filters.png", "feature_maps.png"):
+        assert f"wrote {tmp_path / 'out' / name}" in out
+        assert _open(tmp_path / "out" / name).std() > 10
+
+
+def test_missing_matplotlib_says_what_to_install(monkeypatch, tmp_path, capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)     # import now fails
+    assert main(["visualize", "--out", str(tmp_path)]) == 2
+    assert "pip install 'numalex[plot]'" in capsys.readouterr().err
