@@ -6,8 +6,8 @@
 
 NEEDS A CUDA DEVICE. Without one it says so and exits with status 0; under
 the CUDA simulator it refuses too (a full-size net would take hours there,
-and simulated timings mean nothing) unless --small asks for a tiny net,
-which checks that the script itself works.
+and simulated events do not time) unless --small asks for a tiny net: then
+it validates every layer and times nothing, which checks the script itself.
 
 For every layer with a kernel, at the layer's real input shape:
 1. validate: the CUDA output must equal the NumPy reference
@@ -100,7 +100,7 @@ def time_cuda(run, cuda, repeat: int) -> float:
         run()
     stop.record()
     stop.synchronize()
-    return start.elapsed_time(stop) / repeat              # the simulator says -1: no timing
+    return start.elapsed_time(stop) / repeat
 
 
 def time_torch(run, torch, repeat: int) -> float:
@@ -152,14 +152,15 @@ def main(argv=None) -> int:
               "script in the simulator.", file=sys.stderr)
         return 0
     cuda = be.cuda
+    timing = not be.is_simulator()                         # simulated events do not time
     tiles = None if args.tiles is None else be.GemmTiles(*map(int, args.tiles.split(",")))
     kernels = kernels_with_tiles(be, tiles)
     size = dict(width=1 / 32, input_size=63, num_classes=10) if args.small else {}
     model = numalex.alexnet(args.variant, **size)
     torch = cuda_torch()
-    device = "CUDA simulator (timings meaningless)" if be.is_simulator() else \
-        cuda.get_current_device().name
-    print(f"{model}\ndevice: {device}; batch {args.batch}; {args.repeat} timed calls per layer; "
+    device = cuda.get_current_device().name if timing else "CUDA simulator (validation only)"
+    calls = f"{args.repeat} timed calls per layer" if timing else "nothing timed"
+    print(f"{model}\ndevice: {device}; batch {args.batch}; {calls}; "
           f"tiles: {tiles or 'fitted per layer'}; "
           f"torch.cuda: {'yes' if torch else 'not available'}\n")
 
@@ -175,7 +176,8 @@ def main(argv=None) -> int:
             print(f"{name}: the CUDA kernel does not match the reference, nothing timed "
                   f"(shapes {got.shape} vs {want.shape}):\n" + "\n".join(bad))
             return 1
-        ms = time_cuda(lambda: spec.forward(kernels, x_dev, params_dev), cuda, args.repeat)
+        ms = (time_cuda(lambda: spec.forward(kernels, x_dev, params_dev), cuda, args.repeat)
+              if timing else float("nan"))
         flops = 2 * spec.macs(x.shape[1:]) * args.batch
         moved = 4 * (x.size + want.size + sum(p.size for p in params.values()))
         line = (f"{name:<14}{type(spec).__name__:<18}{str(want.shape):<20}{ms:>9.3f}"
@@ -189,15 +191,19 @@ def main(argv=None) -> int:
         print(line)
 
     x = rng.standard_normal((args.batch,) + model.input_shape, dtype=np.float32)
-    model(x, backend="cuda")                               # uploads the weights once
-    forward_ms = time_cuda(lambda: model(x, backend="cuda"), cuda, max(1, args.repeat // 4))
+    bad = mismatches(model(x, backend="cuda"), model(x, backend="numpy"))   # uploads weights
+    if bad:
+        print("the whole forward does not match the reference:\n" + "\n".join(bad))
+        return 1
+    forward_ms = (time_cuda(lambda: model(x, backend="cuda"), cuda, max(1, args.repeat // 4))
+                  if timing else float("nan"))
     total = 2 * sum(spec.macs(shape) for (_, spec), (shape, _)
                     in zip(model.layers, model.expected_shapes())) * args.batch
     print(f"\nwhole forward (one copy in, one copy out, fitted tiles): {forward_ms:.3f} ms, "
           f"{total / forward_ms / 1e6:.1f} GFLOP/s, "
           f"{args.batch / forward_ms * 1e3:.1f} images/s")
-    if be.is_simulator():
-        print("(simulator: the numbers above check the script, not the kernels' speed)")
+    if not timing:
+        print("(simulator: every output was validated; nothing was timed)")
     return 0
 
 

@@ -35,6 +35,9 @@ def main(argv=None) -> int:
         args = parser.parse_args(["run"] + list(argv or sys.argv[1:]))
     try:
         return int(args.func(args) or 0)
+    except BrokenPipeError:                  # `numalex sizes torchvision | head`
+        sys.stderr.close()
+        return 0
     except (ShapeError, ValueError, TypeError, OSError, ImportError, BackendUnavailable) as err:
         print(f"numalex {args.command}: error: {err}", file=sys.stderr)
         return 2

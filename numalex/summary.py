@@ -137,13 +137,13 @@ class Summary:
     # ---- text -----------------------------------------------------------------
     def __str__(self) -> str:
         header = ("Layer (type)", "Module", "Output Shape", "Param #", "Kernel",
-                  "Output size: floor((n + 2p - k)/s) + 1", "MACs", "RF")
+                  "Output size: floor((n + 2p - k)/s) + 1", "MACs", "RF/jump")
         table = [header]
         for r in self.rows:
             params = f"{r.params_formula}={r.params:,}" if r.params else "0"
             table.append((r.layer, r.name, r.output_text, params, r.hyper, r.size_formula,
                           f"{r.macs:,}" if r.macs else "", "" if r.receptive_field is None
-                          else str(r.receptive_field)))
+                          else f"{r.receptive_field}/{r.jump}"))
         widths = [max(len(row[i]) for row in table) for i in range(len(header))]
         lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip()
                  for row in table]

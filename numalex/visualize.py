@@ -91,16 +91,21 @@ def default_layers(model) -> list[str]:
     return picked
 
 
+def check_layer_names(model, names) -> None:
+    """ValueError naming any layer the model does not have, and listing those it has."""
+    known = [name for name, _ in model.layers]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"unknown layer(s) {', '.join(unknown)} for {model.variant!r}; "
+                         f"layers are: {', '.join(known)}")
+
+
 def activations(model, x, names, backend="numpy") -> dict[str, np.ndarray]:
     """Run the conv trunk layer by layer; keep the outputs of the named layers.
 
     x: (1, 3, H, W) -> {name: (C, h, w)}.
     """
-    known = [name for name, spec in model.layers]
-    unknown = [n for n in names if n not in known]
-    if unknown:
-        raise ValueError(f"unknown layer(s) {', '.join(unknown)} for {model.variant!r}; "
-                         f"layers are: {', '.join(known)}")
+    check_layer_names(model, names)
     model.expected_shapes(x.shape[1:])
     be = backends.get(backend)
     sd = model.state_dict()

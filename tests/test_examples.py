@@ -13,6 +13,7 @@ KEY_LINES = {
     "one_conv_three_ways.py": "all three ways agree",
     "variants_side_by_side.py": "side by side: every shape matches the formula",
     "cuda_simulator.py": "simulated CUDA kernels agree with NumPy",
+    "receptive_field.py": "one pixel reaches as many outputs as the receptive field predicts",
 }
 SCRIPTS = sorted(p.name for p in EXAMPLES.glob("*.py"))
 

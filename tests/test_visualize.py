@@ -107,3 +107,13 @@ def test_missing_matplotlib_says_what_to_install(monkeypatch, tmp_path, capsys):
     monkeypatch.setitem(sys.modules, "matplotlib", None)     # import now fails
     assert main(["visualize", "--out", str(tmp_path)]) == 2
     assert "pip install 'numalex[plot]'" in capsys.readouterr().err
+
+
+def test_cli_bad_layer_fails_before_writing_anything(tmp_path, capsys, monkeypatch):
+    from numalex.commands import visualize as command
+    monkeypatch.setattr(command, "alexnet", lambda variant, weights: numalex.alexnet(
+        variant, weights=weights, width=1 / 16, num_classes=5))
+    assert main(["visualize", "bvlc", "--layers", "relu1", "nope",
+                 "--out", str(tmp_path / "out")]) == 2
+    assert "unknown layer(s) nope for 'bvlc'" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -5,7 +5,7 @@ import os
 import sys
 
 from ..alexnet import alexnet
-from ..visualize import feature_maps_figure, filters_figure
+from ..visualize import check_layer_names, feature_maps_figure, filters_figure
 
 
 def register(sub) -> None:
@@ -32,6 +32,8 @@ def run(args) -> int:
     if args.channels < 1:
         raise ValueError(f"--channels must be at least 1, got {args.channels}")
     model = alexnet(args.variant, weights=args.weights)
+    if args.layers:
+        check_layer_names(model, args.layers)       # before any file is written
     os.makedirs(args.out, exist_ok=True)
     try:
         written = [
