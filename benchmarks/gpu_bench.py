@@ -38,13 +38,22 @@ TIMED = (Conv2d, Linear, MaxPool2d, AdaptiveAvgPool2d, LRN, ReLU)
 OPS = ("conv2d", "linear", "max_pool2d", "adaptive_avg_pool2d", "lrn", "relu")
 
 
+def tile_sizes(text: str) -> tuple[int, int, int]:
+    """'16,16,32' -> (16, 16, 32)."""
+    try:
+        m, n, k = (int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected three integers m,n,k, got {text!r}") from None
+    return m, n, k
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--variant", default="torchvision",
                         help="torchvision, original or bvlc (default: torchvision)")
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=20, help="timed calls per layer")
-    parser.add_argument("--tiles", default=None,
+    parser.add_argument("--tiles", default=None, type=tile_sizes,
                         help="GEMM tiles m,n,k for conv and linear (default: fitted per layer)")
     parser.add_argument("--small", action="store_true",
                         help="a tiny net (width 1/32, 63x63 input): checks the script, "
@@ -153,7 +162,11 @@ def main(argv=None) -> int:
         return 0
     cuda = be.cuda
     timing = not be.is_simulator()                         # simulated events do not time
-    tiles = None if args.tiles is None else be.GemmTiles(*map(int, args.tiles.split(",")))
+    try:
+        tiles = None if args.tiles is None else be.GemmTiles(*args.tiles)
+    except ValueError as err:
+        print(f"gpu_bench: --tiles: {err}", file=sys.stderr)
+        return 2
     kernels = kernels_with_tiles(be, tiles)
     size = dict(width=1 / 32, input_size=63, num_classes=10) if args.small else {}
     model = numalex.alexnet(args.variant, **size)

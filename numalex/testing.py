@@ -167,16 +167,6 @@ def _sizes(draw, smallest: int, max_size: int) -> tuple[int, int]:
 
 
 @st.composite
-def _window(draw, max_kernel, max_stride, max_padding, max_dilation):
-    """(kernel, stride, padding, dilation, span) of a conv window."""
-    kernel = draw(st.integers(1, max_kernel))
-    dilation = draw(st.integers(1, max_dilation)) if kernel > 1 else 1
-    stride = draw(st.integers(1, max_stride))
-    padding = draw(st.integers(0, max_padding))
-    return kernel, stride, padding, dilation, dilation * (kernel - 1) + 1
-
-
-@st.composite
 def _channels(draw, max_groups, max_channels, max_batch):
     """(batch, in_channels, out_channels, groups): channels divisible by groups."""
     groups = draw(st.integers(1, max_groups))
@@ -193,8 +183,11 @@ def conv_cases(draw, max_size=24, max_kernel=5, max_stride=4, max_padding=3,
     max_channels bounds the channels per group; sizes stay small so that a
     naive kernel runs an example in milliseconds.
     """
-    kernel, stride, padding, dilation, span = draw(
-        _window(max_kernel, max_stride, max_padding, max_dilation))
+    kernel = draw(st.integers(1, max_kernel))
+    dilation = draw(st.integers(1, max_dilation)) if kernel > 1 else 1
+    stride = draw(st.integers(1, max_stride))
+    padding = draw(st.integers(0, max_padding))
+    span = dilation * (kernel - 1) + 1                      # rows one window covers
     height, width = _sizes(draw, span - 2 * padding, max_size)
     batch, cin, cout, groups = draw(_channels(max_groups, max_channels, max_batch))
     return ConvCase(batch, cin, cout, height, width, kernel, stride, padding, dilation, groups)
@@ -224,13 +217,16 @@ def invalid_conv_cases(draw, max_kernel=5, max_stride=4, max_dilation=3, max_gro
 @st.composite
 def pool_cases(draw, max_size=24, max_kernel=5, max_stride=4, ceil_mode=None,
                max_channels=3, max_batch=2) -> PoolCase:
-    """Valid pooling calls: padding <= kernel//2 (PyTorch's rule), the input
-    holds a window. ceil_mode: None draws both modes, or fix it to True/False."""
+    """Valid pooling calls: padding <= kernel//2 (PyTorch's rule), and the
+    padded input holds a window, or in ceil mode misses fewer than `stride`
+    of its rows (PyTorch and Caffe keep that partial window).
+    ceil_mode: None draws both modes, or fix it to True/False."""
     kernel = draw(st.integers(1, max_kernel))
     stride = draw(st.integers(1, max_stride))
     padding = draw(st.integers(0, kernel // 2))
     ceil = draw(st.booleans()) if ceil_mode is None else bool(ceil_mode)
-    height, width = _sizes(draw, kernel - 2 * padding, max_size)
+    smallest = kernel - 2 * padding - (stride - 1 if ceil else 0)
+    height, width = _sizes(draw, smallest, max_size)
     return PoolCase(draw(st.integers(1, max_batch)), draw(st.integers(1, max_channels)),
                     height, width, kernel, stride, padding, ceil)
 
@@ -286,7 +282,7 @@ def assert_shape_formula(fn, case, to_backend=None, seed: int = 0):
     if got != want:
         working = "".join(f"\n  {axis}: {a.text}"
                           for axis, a in zip("HW", case.arithmetic()))
-        name = getattr(fn, "__qualname__", repr(fn))
+        name = getattr(fn, "__name__", repr(fn))
         raise AssertionError(f"{name} returned shape {got}, the formula says {want}"
                              f"{working}\n  case: {case}")
     return out

@@ -127,7 +127,8 @@ def test_fit_moves_idle_rows_to_columns_and_back():
     assert tiles.fit(64, 3025) == tiles                    # a full-size conv: unchanged
 
 
-@pytest.mark.parametrize("m, n, k", [(0, 16, 16), (16, 16, 0), (64, 32, 8), (16.0, 16, 16)])
+@pytest.mark.parametrize("m, n, k", [(0, 16, 16), (16, 16, 0), (64, 32, 8), (16.0, 16, 16),
+                                     (16, 16, 512)])
 def test_bad_tiles_are_refused(m, n, k):
     with pytest.raises(ValueError, match="GemmTiles"):
         GemmTiles(m, n, k)
@@ -163,3 +164,8 @@ def test_float64_device_array_is_a_type_error():
 def test_pool_padding_over_half_the_kernel_is_refused():
     with pytest.raises(ValueError, match="more than half the kernel"):
         cu.max_pool2d(random(1, 1, 6, 6), 2, 2, padding=2)
+
+
+def test_linear_bias_mismatch_names_linear():
+    with pytest.raises(ShapeError, match=r"linear: bias must have shape \(3,\)"):
+        cu.linear(random(2, 5), random(3, 5), random(4))

@@ -14,6 +14,7 @@ KEY_LINES = {
     "variants_side_by_side.py": "side by side: every shape matches the formula",
     "cuda_simulator.py": "simulated CUDA kernels agree with NumPy",
     "receptive_field.py": "one pixel reaches as many outputs as the receptive field predicts",
+    "own_layer_property_test.py": "avg_pool2d: output size is floor((n + 2p - k)/s) + 1",
 }
 SCRIPTS = sorted(p.name for p in EXAMPLES.glob("*.py"))
 

@@ -185,6 +185,14 @@ def test_max_pool2d_matches_loop_oracle(shape, kernel, stride, padding, ceil_mod
                  max_pool_oracle(x, kernel, stride, padding, ceil_mode))
 
 
+def test_max_pool2d_propagates_nan_like_numpy():
+    x = random((1, 2, 7, 7), 4)
+    x[0, 0, 3, 4] = np.nan
+    got = nb.max_pool2d(x, 3, 2, 1, True)
+    np.testing.assert_array_equal(got, max_pool_oracle(x, 3, 2, 1, True))   # NaN == NaN here
+    assert np.isnan(got).sum() == 2        # windows (1, 2) and (2, 2) hold the NaN
+
+
 @given(h=st.integers(1, 12), w=st.integers(1, 12), kernel=st.integers(1, 4),
        stride=st.integers(1, 3), data=st.data(), ceil_mode=st.booleans())
 def test_max_pool2d_random_shapes(h, w, kernel, stride, data, ceil_mode):

@@ -9,12 +9,14 @@ The strategies of numalex.testing are checked against the same oracle.
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
 from numalex import ShapeError, conv_output_size
-from numalex.testing import conv_cases, invalid_conv_cases, invalid_pool_cases, pool_cases
+from numalex.testing import (PoolCase, assert_shape_formula, conv_cases, invalid_conv_cases,
+                             invalid_pool_cases, pool_cases)
 
 
 def count_windows(n, kernel, stride, padding=0, dilation=1, ceil_mode=False):
@@ -161,6 +163,22 @@ def test_invalid_pool_cases_are_invalid(case):
     too_small = [count_windows(n, case.kernel, max(case.stride, 1), case.padding) == 0
                  for n in (case.height, case.width)]
     assert case.stride == 0 or case.padding > case.kernel // 2 or any(too_small)
+
+
+def test_assert_shape_formula_shows_the_arithmetic_of_an_off_by_one():
+    def floor_mode_pool(x, kernel, stride, padding, ceil_mode):   # ignores ceil_mode
+        return np.zeros((1, 1, 26, 26), dtype=np.float32)
+
+    with pytest.raises(AssertionError, match=r"returned shape \(1, 1, 26, 26\), the formula "
+                                             r"says \(1, 1, 27, 27\)") as err:
+        assert_shape_formula(floor_mode_pool, PoolCase(1, 1, 54, 54, 3, 2, ceil_mode=True))
+    assert "H: (54 - 3)/2 + 1 = 26.5 -> 27 (ceil" in str(err.value)
+
+
+def test_assert_shape_formula_returns_what_a_right_layer_returns():
+    case = PoolCase(2, 3, 5, 7, kernel=1, stride=1)                # the identity pool
+    y = assert_shape_formula(lambda x, **hyper: x * 2, case)
+    np.testing.assert_array_equal(y, case.arrays()[0] * 2)
 
 
 def test_numalex_testing_asks_for_the_test_extra_without_hypothesis():

@@ -35,7 +35,9 @@ from numba import cuda, float32
 class GemmTiles:
     """Tile sizes of the tiled GEMM: a block computes an m x n tile of the
     output (m output channels by n output pixels, so m*n threads) and walks
-    the reduction in steps of k. m*n must not exceed 1024 (the CUDA limit)."""
+    the reduction in steps of k, holding a k-deep slice of both operands in
+    shared memory. m*n <= 1024 threads and 4*k*(m+n) <= 48 KiB: the limits
+    every CUDA device honours."""
 
     m: int = 16
     n: int = 16
@@ -49,6 +51,10 @@ class GemmTiles:
         if self.m * self.n > 1024:
             raise ValueError(f"GemmTiles m*n = {self.m * self.n} threads per block; "
                              f"CUDA allows at most 1024")
+        shared = 4 * self.k * (self.m + self.n)
+        if shared > 48 * 1024:
+            raise ValueError(f"GemmTiles needs 4*k*(m+n) = {shared} bytes of shared memory "
+                             f"per block; CUDA guarantees 48 KiB")
 
     def fit(self, rows: int, cols: int) -> "GemmTiles":
         """The same number of threads, reshaped to an M=rows by P=cols problem.

@@ -50,7 +50,7 @@ def max_pool_kernel(x, y, kernel, stride, padding):
         n = idx // (out_w * out_h * channels)
         h0 = i * stride - padding
         w0 = j * stride - padding
-        best = -math.inf
+        best = float32(-math.inf)
         for hi in range(max(h0, 0), min(h0 + kernel, height)):
             for wi in range(max(w0, 0), min(w0 + kernel, width)):
                 best = max(best, x[n, c, hi, wi])
@@ -76,7 +76,7 @@ def adaptive_avg_kernel(x, row_bins, col_bins, y):
             for wi in range(col_bins[j, 0], col_bins[j, 1]):
                 total += x[n, c, hi, wi]
         count = (row_bins[i, 1] - row_bins[i, 0]) * (col_bins[j, 1] - col_bins[j, 0])
-        y[n, c, i, j] = total / count
+        y[n, c, i, j] = total / float32(count)
 
 
 @cuda.jit

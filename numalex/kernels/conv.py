@@ -2,7 +2,8 @@
 
 Every version computes PyTorch's cross-correlation::
 
-    y[n, o, i, j] = b[o] + sum_{c, u, v} w[o, c, u, v] * x[n, g*Cg + c, i*s + u*d - p, j*s + v*d - p]
+    y[n, o, i, j] = b[o] + sum_{c, u, v} w[o, c, u, v]
+                                         * x[n, g*Cg + c, i*s + u*d - p, j*s + v*d - p]
 
 x: (N, C, H, W), w: (O, Cg, kh, kw) with Cg = C/groups, b: (O,) ->
 y: (N, O, Ho, Wo); g = o // (O/groups) is the group of output channel o, and
@@ -18,7 +19,7 @@ checks each one against the NumPy reference before it times them.
 3. ``conv_im2col``     copy every receptive field into a column of a matrix
                        (im2col), then one matrix product per image and group
                        (BLAS, from Python): W (O/G, Cg*kh*kw) @ cols
-                       (Cg*kh*kw, Ho*Wo) is already the NCHW output.
+                       (Cg*kh*kw, Ho*Wo) is that image's (O/G, Ho, Wo) output.
 4. ``conv_im2col_batched``  as 3, but the columns of several images sit
                        side by side, so one GEMM per group covers them all:
                        fewer, bigger products keep both cores busy.
@@ -186,7 +187,8 @@ def conv_im2col_batched(x, w, b, stride=1, padding=0, groups=1, dilation=1,
     pixels = ho * wo
     rows = c_in * kh * kw
     w_groups = w.reshape(groups, out_ch // groups, rows // groups)  # (G, O/G, Cg*kh*kw)
-    chunk = max(1, min(n_img, cols_budget // (rows * pixels * 4)))
+    fits = max(1, cols_budget // (rows * pixels * 4))      # images per chunk, at most
+    chunk = -(-n_img // -(-n_img // fits))                 # equal chunks: 32 -> 11, 11, 10
     cols = np.empty(rows * chunk * pixels, dtype=np.float32)
     z = np.empty(out_ch * chunk * pixels, dtype=np.float32)
     for start in range(0, n_img, chunk):
