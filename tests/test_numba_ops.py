@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from numalex import backends
 from numalex.kernels import conv
+from numalex.kernels import linear as linear_kernels
 from numalex.shapes import ShapeError
 
 nb = backends.get("numba")
@@ -225,10 +226,19 @@ def test_relu_matches_definition():
     assert (x < 0).any()                     # the case that matters is exercised
 
 
-@pytest.mark.parametrize("batch", [1, 3, 4, 7, 8, 9, 20])  # streaming kernel and BLAS
+@pytest.mark.parametrize("batch", [1, 2, 3, 8, 9, 20])  # BLAS, streaming kernel, BLAS
 def test_linear_matches_loop_oracle(batch):
     x, w, b = random((batch, 37), 8), random((11, 37), 9), random((11,), 10)
     assert_close(nb.linear(x, w, b), linear_oracle(x, w, b))
+
+
+@pytest.mark.parametrize("batch,out", [(1, 1), (1, 6), (5, 4), (3, 13)])
+def test_streaming_kernel_edges(batch, out):
+    # blocks of 4 rows and 2 samples; the edge blocks repeat a row or sample
+    x, w, b = random((batch, 19), 8), random((out, 19), 9), random((out,), 10)
+    y = np.full((batch, out), np.nan, dtype=np.float32)
+    linear_kernels.linear_streaming(x, w, b, y)
+    assert_close(y, linear_oracle(x, w, b))
 
 
 # ---- bad input gets a clear error -----------------------------------------------

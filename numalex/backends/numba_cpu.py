@@ -6,8 +6,8 @@ for the output size, allocates the output and calls a kernel from
 numalex.kernels:
 
     conv2d               im2col (parallel Numba) + GEMM (OpenBLAS via NumPy)
-    linear               batch <= 8: a Numba kernel that streams the weights
-                         once; larger batches: BLAS
+    linear               batch 2-8: a Numba kernel that streams the weights
+                         once; batch 1 and larger batches: BLAS
     max_pool2d, adaptive_avg_pool2d, lrn, relu
                          one parallel Numba kernel each
 
@@ -27,9 +27,10 @@ from ..shapes import ShapeError, adaptive_bins, check_pool_padding, conv_output_
 
 name = "numba"
 
-# Up to this batch size linear() streams the weights with a Numba kernel;
-# above it the product has enough reuse for BLAS to win.
-STREAMING_MAX_BATCH = 8
+# Batches in this range stream the weights through a Numba kernel; at batch 1
+# OpenBLAS's matrix-vector product streams as fast, and above 8 the product
+# has enough reuse for BLAS's GEMM to win.
+STREAMING_BATCHES = range(2, 9)
 
 
 def to_backend(x: np.ndarray) -> np.ndarray:
@@ -156,7 +157,7 @@ def linear(x, w, b):
         raise ShapeError(f"linear: input has {x.shape[1]} features, weight {w.shape} "
                          f"expects {w.shape[1]}")
     b = _bias(b, w.shape[0], "linear")
-    if x.shape[0] <= STREAMING_MAX_BATCH:
+    if x.shape[0] in STREAMING_BATCHES:
         y = np.empty((x.shape[0], w.shape[0]), dtype=np.float32)
         linear_kernels.linear_streaming(x, w, b, y)
         return y
