@@ -136,16 +136,20 @@ def _python(code: str, env_extra: dict | None = None) -> str:
 
 
 PEAK_MEMORY_CODE = """
-import resource, numpy as np, numalex
+import numpy as np, numalex
 model = numalex.alexnet({variant!r})
 x = np.random.default_rng(0).standard_normal(({batch},) + model.input_shape, dtype=np.float32)
 model(x, backend={backend!r})
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+with open("/proc/self/status") as status:
+    print(next(int(line.split()[1]) for line in status if line.startswith("VmHWM")) / 1024)
 """
 
 
 def peak_memory_mb(variant: str, backend: str, batch: int) -> float:
-    """Peak resident memory (MiB) of a fresh process running one forward pass."""
+    """Peak resident memory (MiB) of a fresh process running one forward pass.
+
+    Read from VmHWM in /proc (Linux): unlike getrusage's ru_maxrss, it is not
+    inherited from the parent process that started this one."""
     return float(_python(PEAK_MEMORY_CODE.format(variant=variant, backend=backend,
                                                  batch=batch)))
 

@@ -28,6 +28,8 @@ The backend uses version 4 (3 is the one-image special case of it).
 """
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 from numba import njit, prange
 
@@ -124,6 +126,30 @@ def conv_reordered(x, w, b, stride=1, padding=0, groups=1, dilation=1):
 
 
 # ---- 3 and 4. im2col + GEMM ----------------------------------------------
+class Scratch(threading.local):
+    """Float32 buffers kept from call to call (one set per thread).
+
+    A freshly allocated large array comes straight from the operating
+    system, and each of its pages faults the first time it is written; in a
+    virtual machine that is slow enough that, for conv2 at batch 8, filling
+    new column buffers cost more than the GEMM itself. Buffers kept here are
+    faulted in once and reused.
+    """
+
+    def __init__(self):
+        self.buffers = {}
+
+    def take(self, name: str, size: int) -> np.ndarray:
+        """A flat float32 array of `size` elements (contents undefined)."""
+        buffer = self.buffers.get(name)
+        if buffer is None or buffer.size < size:
+            buffer = self.buffers[name] = np.empty(size, dtype=np.float32)
+        return buffer[:size]
+
+
+scratch = Scratch()
+
+
 @njit(parallel=True, cache=True)
 def im2col(x, kh, kw, stride, padding, dilation, ho, wo, cols):
     """Copy receptive fields into columns, the images side by side.
@@ -133,12 +159,15 @@ def im2col(x, kh, kw, stride, padding, dilation, ho, wo, cols):
     (0 in the padding). Row order (c, u, v) matches w.reshape(O, -1), and the
     rows of group g are the contiguous block g*Cg*kh*kw ... (g+1)*Cg*kh*kw.
     Parallel over (channel, kernel row); every write is sequential in memory.
+    The loops index the whole arrays instead of taking row views: a view
+    made inside a parallel loop costs an atomic reference count update,
+    and two threads updating the same count stall each other.
     """
     n_img, c_in, h, wd = x.shape
     for task in prange(c_in * kh):
         c, u = task // kh, task % kh
         for v in range(kw):
-            row = cols[(c * kh + u) * kw + v]             # (N*Ho*Wo,)
+            row = (c * kh + u) * kw + v
             shift = v * dilation - padding
             # output columns whose tap lands inside the input: 0 <= j*s + shift < W
             j0 = min(wo, max(0, (-shift + stride - 1) // stride))
@@ -146,14 +175,21 @@ def im2col(x, kh, kw, stride, padding, dilation, ho, wo, cols):
             for n in range(n_img):
                 for i in range(ho):
                     r = i * stride + u * dilation - padding
-                    out = row[(n * ho + i) * wo:(n * ho + i + 1) * wo]
+                    start = (n * ho + i) * wo                # this output row's segment
                     if 0 <= r < h:
-                        out[:j0] = 0.0
-                        for j in range(j0, j1):
-                            out[j] = x[n, c, r, j * stride + shift]
-                        out[j1:] = 0.0
+                        for j in range(j0):
+                            cols[row, start + j] = 0.0
+                        if stride == 1:                     # contiguous: vectorises
+                            for j in range(j0, j1):
+                                cols[row, start + j] = x[n, c, r, j + shift]
+                        else:
+                            for j in range(j0, j1):
+                                cols[row, start + j] = x[n, c, r, j * stride + shift]
+                        for j in range(j1, wo):
+                            cols[row, start + j] = 0.0
                     else:
-                        out[:] = 0.0
+                        for j in range(wo):
+                            cols[row, start + j] = 0.0
 
 
 @njit(parallel=True, cache=True)
@@ -189,8 +225,8 @@ def conv_im2col_batched(x, w, b, stride=1, padding=0, groups=1, dilation=1,
     w_groups = w.reshape(groups, out_ch // groups, rows // groups)  # (G, O/G, Cg*kh*kw)
     fits = max(1, cols_budget // (rows * pixels * 4))      # images per chunk, at most
     chunk = -(-n_img // -(-n_img // fits))                 # equal chunks: 32 -> 11, 11, 10
-    cols = np.empty(rows * chunk * pixels, dtype=np.float32)
-    z = np.empty(out_ch * chunk * pixels, dtype=np.float32)
+    cols = scratch.take("cols", rows * chunk * pixels)     # (C*kh*kw, n*Ho*Wo) per chunk
+    z = scratch.take("product", out_ch * chunk * pixels)   # (O, n*Ho*Wo) per chunk
     for start in range(0, n_img, chunk):
         n = min(n_img, start + chunk) - start
         part = cols[:rows * n * pixels].reshape(rows, n * pixels)

@@ -27,31 +27,31 @@ def max_pool2d(x, kernel, stride, padding, y):
     one input pixel because the formula makes it start inside the input or
     the left padding and padding <= kernel/2.
 
-    Why it is fast: a k x k max is a max over k columns, then over k rows
-    (2k comparisons per output instead of k^2); the second pass runs along
-    whole output rows, which vectorises. One (n, c) plane per parallel task.
+    Why it is fast: a k x k max is a max over k rows, then over k columns
+    (2k comparisons per output instead of k^2). The row pass runs along
+    whole contiguous input rows, which vectorises; the column pass reads a
+    single buffered row. One (n, c) plane per parallel task.
     """
     n_img, channels, h, w = x.shape
     ho, wo = y.shape[2], y.shape[3]
     for plane in prange(n_img * channels):
         n, c = plane // channels, plane % channels
-        src, out = x[n, c], y[n, c]
-        across = np.empty((h, wo), dtype=np.float32)    # max over each window's columns
-        for r in range(h):
-            for j in range(wo):
-                q0 = max(0, j * stride - padding)
-                q1 = min(w, j * stride - padding + kernel)
-                best = src[r, q0]
-                for q in range(q0 + 1, q1):
-                    best = _nan_max(src[r, q], best)
-                across[r, j] = best
+        down = np.empty(w, dtype=np.float32)         # max over one window's rows
         for i in range(ho):
             r0 = max(0, i * stride - padding)
             r1 = min(h, i * stride - padding + kernel)
-            out[i, :] = across[r0]
+            for q in range(w):
+                down[q] = x[n, c, r0, q]
             for r in range(r0 + 1, r1):
-                for j in range(wo):
-                    out[i, j] = _nan_max(across[r, j], out[i, j])
+                for q in range(w):
+                    down[q] = _nan_max(x[n, c, r, q], down[q])
+            for j in range(wo):
+                q0 = max(0, j * stride - padding)
+                q1 = min(w, j * stride - padding + kernel)
+                best = down[q0]
+                for q in range(q0 + 1, q1):
+                    best = _nan_max(down[q], best)
+                y[n, c, i, j] = best
 
 
 @njit(parallel=True, cache=True)
