@@ -24,11 +24,14 @@ def onnx_session(variant, model):
     reference.load_state_dict({k: torch.from_numpy(v) for k, v in model.state_dict().items()})
     buffer = io.BytesIO()
     size = model.input_size
+    # the TorchScript exporter (dynamo=False) needs no extra packages
     torch.onnx.export(reference, (torch.zeros(1, 3, size, size),), buffer, dynamo=False,
                       input_names=["x"], dynamic_axes={"x": {0: "batch"}})
     return ort.InferenceSession(buffer.getvalue(), providers=["CPUExecutionProvider"])
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning",
+                            "ignore::torch.jit.TracerWarning")
 @pytest.mark.parametrize("variant", ["torchvision", "original", "bvlc"])
 def test_every_cpu_backend_equals_onnxruntime(variant):
     model = numalex.alexnet(variant, seed=3)

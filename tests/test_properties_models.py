@@ -58,7 +58,8 @@ def check_sizes(name, check, sizes=None, pins=()):
         test_settings, sizes = settings(max_examples=2), st.integers(58, 70)
         pins = [(67, "small enough for the simulator, large enough for both one-tower variants")]
     else:
-        test_settings, sizes = settings(), sizes or st.integers(1, 260)
+        test_settings = settings()
+        sizes = st.integers(1, 260) if sizes is None else sizes
 
     def property_(size):
         check(size)
