@@ -8,8 +8,9 @@ numalex.kernels:
     conv2d               im2col (parallel Numba) + GEMM (OpenBLAS via NumPy)
     linear               batch 2-8: a Numba kernel that streams the weights
                          once; batch 1 and larger batches: BLAS
-    max_pool2d, adaptive_avg_pool2d, lrn, relu
+    max_pool2d, adaptive_avg_pool2d, lrn
                          one parallel Numba kernel each
+    relu                 one Numba kernel on the calling thread (memory-bound)
 
 Kernels are compiled on first use and cached on disk (``cache=True``): in
 ``__pycache__`` next to the kernel sources, or under NUMBA_CACHE_DIR if set.

@@ -4,7 +4,7 @@
                   im2col + GEMM, each validated and timed by benchmarks/
     linear.py     small-batch fully connected layers that stream the weights
     pooling.py    max pooling (floor and ceil mode), adaptive average pooling
-    pointwise.py  bias, ReLU and local response normalisation
+    pointwise.py  ReLU and local response normalisation
 
 Importing this package picks Numba's threading layer. Numba's default here
 is OpenMP, whose worker threads keep spinning after a parallel kernel ends;

@@ -35,7 +35,9 @@ from numba import njit, prange
 
 from ..shapes import conv_output_size
 
-# Columns of at most this many bytes are built at once (batched im2col).
+# Columns of at most this many bytes are built at once (batched im2col). Few
+# big GEMMs beat many small ones, most of all when other processes share the
+# cores: every OpenBLAS call ends with its threads waiting for each other.
 COLS_BUDGET_BYTES = 64 * 2**20
 
 
@@ -110,15 +112,19 @@ def _conv_reordered(x, w, b, stride, padding, groups, dilation, y):
                     for i in range(ho):
                         r = i * stride + u * dilation - padding
                         if 0 <= r < h:
-                            for j in range(j0, j1):
-                                out[i, j] += weight * src[r, j * stride + shift]
+                            if stride == 1:                 # contiguous: vectorises
+                                for j in range(j0, j1):
+                                    out[i, j] += weight * src[r, j + shift]
+                            else:
+                                for j in range(j0, j1):
+                                    out[i, j] += weight * src[r, j * stride + shift]
 
 
 def conv_reordered(x, w, b, stride=1, padding=0, groups=1, dilation=1):
     """Version 2: each weight is loaded once per output plane and multiplied
     into a whole output row; the valid column range of a tap is computed up
-    front, so the inner loop has no bounds checks and vectorises when the
-    stride is 1. Output planes (n, o) run in parallel.
+    front, so the inner loop has no bounds checks, and with stride 1 it reads
+    contiguous memory and vectorises. Output planes (n, o) run in parallel.
     """
     y = _empty_output(x, w, stride, padding, dilation)
     _conv_reordered(x, w, b, stride, padding, groups, dilation, y)
@@ -192,16 +198,18 @@ def im2col(x, kh, kw, stride, padding, dilation, ho, wo, cols):
                             cols[row, start + j] = 0.0
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True)
 def add_bias_to_nchw(z, b, y):
     """y[n, o, p] = z[o, n, p] + b[o]: the GEMM result (channels first) moved
     to NCHW with the bias added, in one pass. z: (O, N, P), y: (N, O, P).
-    Parallel over (n, o); each task copies one contiguous plane."""
+    A memory-bound copy of contiguous planes: one core streams it at memory
+    speed, so it runs on the calling thread (see numalex/kernels/pointwise.py
+    for why a parallel launch right after a GEMM does not pay)."""
     out_ch, n_img, pixels = z.shape
-    for plane in prange(n_img * out_ch):
-        n, o = plane // out_ch, plane % out_ch
-        for p in range(pixels):
-            y[n, o, p] = z[o, n, p] + b[o]
+    for n in range(n_img):
+        for o in range(out_ch):
+            for p in range(pixels):
+                y[n, o, p] = z[o, n, p] + b[o]
 
 
 def conv_im2col_batched(x, w, b, stride=1, padding=0, groups=1, dilation=1,
@@ -224,7 +232,7 @@ def conv_im2col_batched(x, w, b, stride=1, padding=0, groups=1, dilation=1,
     rows = c_in * kh * kw
     w_groups = w.reshape(groups, out_ch // groups, rows // groups)  # (G, O/G, Cg*kh*kw)
     fits = max(1, cols_budget // (rows * pixels * 4))      # images per chunk, at most
-    chunk = -(-n_img // -(-n_img // fits))                 # equal chunks: 32 -> 11, 11, 10
+    chunk = -(-n_img // -(-n_img // fits))                 # equal chunks: 32 by 15 -> 11, 11, 10
     cols = scratch.take("cols", rows * chunk * pixels)     # (C*kh*kw, n*Ho*Wo) per chunk
     z = scratch.take("product", out_ch * chunk * pixels)   # (O, n*Ho*Wo) per chunk
     for start in range(0, n_img, chunk):
