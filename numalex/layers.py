@@ -28,6 +28,10 @@ def _need_chw(in_shape: tuple, name: str, spec, channels: int | None = None) -> 
 class Layer:
     """Shared defaults: no parameters, shape unchanged, no multiply-adds."""
 
+    # Conv2d and Linear can absorb a following ReLU on backends that fuse
+    # (the backend module sets FUSES_RELU and takes relu=True).
+    fuses_relu = False
+
     def out_shape(self, in_shape: tuple, name: str = "") -> tuple:
         return tuple(in_shape)
 
@@ -96,9 +100,13 @@ class Conv2d(Layer):
     def window(self):
         return (self.dilation * (self.kernel - 1) + 1, self.stride)
 
-    def forward(self, be, x, params):
+    fuses_relu = True
+
+    def forward(self, be, x, params, relu=False):
+        fused = {"relu": True} if relu else {}
         return be.conv2d(x, params["weight"], params["bias"], stride=self.stride,
-                         padding=self.padding, groups=self.groups, dilation=self.dilation)
+                         padding=self.padding, groups=self.groups, dilation=self.dilation,
+                         **fused)
 
 
 @dataclass(frozen=True)
@@ -227,5 +235,8 @@ class Linear(Layer):
     def macs(self, in_shape):
         return self.in_features * self.out_features
 
-    def forward(self, be, x, params):
-        return be.linear(x, params["weight"], params["bias"])
+    fuses_relu = True
+
+    def forward(self, be, x, params, relu=False):
+        fused = {"relu": True} if relu else {}
+        return be.linear(x, params["weight"], params["bias"], **fused)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import backends
+from .layers import ReLU
 from .shapes import ShapeError
 
 
@@ -176,14 +177,30 @@ class Model:
         return self._prepared[backend.name]
 
     # ---- running ------------------------------------------------------------
+    def _plan(self, backend) -> list[tuple]:
+        """(spec, params, relu) steps for a forward pass. On a backend that
+        fuses (FUSES_RELU), a Conv2d or Linear absorbs the ReLU after it:
+        one kernel, one pass over memory, instead of two."""
+        fuse = getattr(backend, "FUSES_RELU", False)
+        specs = [spec for _, spec in self.layers]
+        steps, absorbed = [], False
+        for i, (spec, params) in enumerate(zip(specs, self._layer_params(backend))):
+            if absorbed:                             # this ReLU ran inside the previous step
+                absorbed = False
+                continue
+            absorbed = (fuse and spec.fuses_relu and i + 1 < len(specs)
+                        and isinstance(specs[i + 1], ReLU))
+            steps.append((spec, params, absorbed))
+        return steps
+
     def forward(self, x, backend: str = "numpy") -> np.ndarray:
         """x: (N, 3, H, W) float32 -> logits (N, num_classes), float32."""
         x = check_input(x)
         self.expected_shapes(x.shape[1:])
         be = backends.get(backend)
         h = be.to_backend(x)
-        for (_, spec), params in zip(self.layers, self._layer_params(be)):
-            h = spec.forward(be, h, params)
+        for spec, params, relu in self._plan(be):
+            h = spec.forward(be, h, params, relu=True) if relu else spec.forward(be, h, params)
         return be.to_numpy(h)
 
     __call__ = forward
@@ -191,7 +208,7 @@ class Model:
     def trace(self, x, backend: str = "numpy") -> list[LayerRecord]:
         """Run a forward pass layer by layer; record actual and expected shapes
         and the seconds each layer took (the backend is synchronised around
-        each layer, so times are honest but slightly pessimistic)."""
+        each layer, and nothing is fused, so every layer has its own time)."""
         x = check_input(x)
         batch = x.shape[0]
         expected = self.expected_shapes(x.shape[1:])

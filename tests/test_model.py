@@ -113,3 +113,39 @@ def test_width_scales_convs_and_fcs_and_keeps_groups_even():
     assert shapes["conv1.weight"][0] % 2 == 0 and shapes["conv2.weight"][0] % 2 == 0
     assert shapes["fc7.weight"] == (410, 410)
     assert model.num_params() < numalex.alexnet("bvlc").num_params() / 50
+
+
+def test_a_fusing_backend_gets_each_relu_folded_into_the_layer_before(monkeypatch):
+    """A backend with FUSES_RELU receives conv2d/linear(relu=True) and no
+    separate relu call for those ReLUs; the logits do not change."""
+    from types import SimpleNamespace
+
+    from numalex.backends import numpy_ref
+
+    calls = []
+
+    def fused(op):
+        def run(*args, relu=False, **kwargs):
+            calls.append((op.__name__, relu))
+            y = op(*args, **kwargs)
+            return numpy_ref.relu(y) if relu else y
+        return run
+
+    def counted_relu(x):
+        calls.append(("relu", False))
+        return numpy_ref.relu(x)
+
+    fake = SimpleNamespace(**{k: getattr(numpy_ref, k) for k in dir(numpy_ref)
+                              if not k.startswith("_")})
+    fake.name, fake.FUSES_RELU = "fusing", True
+    fake.conv2d, fake.linear, fake.relu = (fused(numpy_ref.conv2d), fused(numpy_ref.linear),
+                                           counted_relu)
+    model = small("bvlc", input_size=67)
+    x = np.random.default_rng(2).standard_normal((1, 3, 67, 67), dtype=np.float32)
+    expected = model(x)
+    monkeypatch.setattr(numalex.backends, "get", lambda name: fake)
+    np.testing.assert_allclose(model(x, backend="fusing"), expected, rtol=1e-6, atol=1e-6)
+    # 5 convs and fc6, fc7 absorb their ReLUs; fc8 has none after it
+    assert calls.count(("conv2d", True)) == 5
+    assert calls.count(("linear", True)) == 2 and calls.count(("linear", False)) == 1
+    assert ("relu", False) not in calls

@@ -13,6 +13,10 @@ plus the plumbing a forward pass needs: ``to_backend(host_array)``,
 ``to_numpy(array)``, ``prepare_params(dict)`` (weights as the backend keeps
 them, e.g. uploaded once to a GPU) and ``synchronize()`` (for timings).
 
+A backend may fuse behind the contract: one that sets ``FUSES_RELU = True``
+also accepts ``relu=True`` on ``conv2d`` and ``linear``, and Model.forward
+then folds each ReLU into the layer before it (``trace`` never fuses).
+
     >>> from numalex import backends
     >>> backends.get("numpy").relu(x)
 """

@@ -32,6 +32,7 @@ from . import BackendUnavailable
 from ..shapes import ShapeError, adaptive_bins, check_pool_padding, conv_output_size
 
 name = "cuda"
+FUSES_RELU = True      # conv2d and linear take relu=True (see Model._plan)
 
 
 def _import_cuda():
