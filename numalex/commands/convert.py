@@ -13,7 +13,7 @@ from ..weights import load_weights, save_weights
 
 def register(sub) -> None:
     p = sub.add_parser(
-        "convert", help="convert weights between .pth/.caffemodel/.safetensors/.npz",
+        "convert", help="rewrite .pth/.caffemodel/.safetensors/.npz weights as .safetensors or .npz",
         description="Read a weight file (without PyTorch or Caffe) and write it as "
                     ".safetensors or .npz, chosen by OUT's extension.",
         epilog="examples: numalex convert alexnet-owt-7be5be79.pth alexnet.safetensors | "
