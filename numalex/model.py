@@ -207,22 +207,21 @@ class Model:
 
     def trace(self, x, backend: str = "numpy") -> list[LayerRecord]:
         """Run a forward pass layer by layer; record actual and expected shapes
-        and the seconds each layer took (the backend is synchronised around
-        each layer, and nothing is fused, so every layer has its own time)."""
+        and the seconds each layer took: the wall clock with the backend
+        synchronised around each layer, or the backend's own clock where it
+        has one (`timed`: CUDA events). Nothing is fused, so every layer has
+        its own time."""
         x = check_input(x)
         batch = x.shape[0]
         expected = self.expected_shapes(x.shape[1:])
         be = backends.get(backend)
         params = self._layer_params(be)
+        timed = getattr(be, "timed", _wall_clock(be))
         h = be.to_backend(x)
         records = []
         for (name, spec), layer_params, (_, out) in zip(self.layers, params, expected):
             in_shape = tuple(h.shape)
-            be.synchronize()
-            start = time.perf_counter()
-            h = spec.forward(be, h, layer_params)
-            be.synchronize()
-            seconds = time.perf_counter() - start
+            h, seconds = timed(spec.forward, be, h, layer_params)
             records.append(LayerRecord(name, type(spec).__name__, in_shape, tuple(h.shape),
                                        (batch,) + out, seconds))
         return records
@@ -230,6 +229,18 @@ class Model:
     def __repr__(self) -> str:
         return (f"Model({self.variant!r}, input {self.input_size}x{self.input_size}, "
                 f"{self.num_classes} classes, {self.num_params():,} params)")
+
+
+def _wall_clock(backend):
+    """timed(run, *args) -> (run(*args), seconds) by the host clock, the
+    backend synchronised before and after."""
+    def timed(run, *args):
+        backend.synchronize()
+        start = time.perf_counter()
+        result = run(*args)
+        backend.synchronize()
+        return result, time.perf_counter() - start
+    return timed
 
 
 def init_params(layers: list, seed: int = 0) -> dict[str, np.ndarray]:

@@ -76,7 +76,13 @@ def test_weights_stay_uploaded_one_copy_in_one_copy_out(tiny, monkeypatch):
 def test_trace_on_cuda_records_the_formula_shapes(tiny, monkeypatch):
     x = images((1, 3, 63, 63), seed=3)
     counter = CopyCounter(monkeypatch)
+    clocked = []
+    cuda_backend = backends.get("cuda")
+    real_timed = cuda_backend.timed
+    monkeypatch.setattr(cuda_backend, "timed",
+                        lambda run, *args: clocked.append(run) or real_timed(run, *args))
     records = tiny.trace(x, backend="cuda")
+    assert len(clocked) == len(records)                     # each layer on the backend's clock
     assert (counter.uploads, counter.downloads) == (1, 0)  # activations never left the GPU
     reference = tiny.trace(x, backend="numpy")
     assert [r.output_shape for r in records] == [r.output_shape for r in reference]

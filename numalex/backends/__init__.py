@@ -16,6 +16,8 @@ them, e.g. uploaded once to a GPU) and ``synchronize()`` (for timings).
 A backend may fuse behind the contract: one that sets ``FUSES_RELU = True``
 also accepts ``relu=True`` on ``conv2d`` and ``linear``, and Model.forward
 then folds each ReLU into the layer before it (``trace`` never fuses).
+A backend with its own clock exports ``timed(fn, *args) -> (result,
+seconds)`` for ``trace`` (CUDA events); others are timed by the host clock.
 
     >>> from numalex import backends
     >>> backends.get("numpy").relu(x)

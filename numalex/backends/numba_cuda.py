@@ -24,6 +24,7 @@ BackendUnavailable saying so.
 from __future__ import annotations
 
 import os
+import time
 from functools import lru_cache
 
 import numpy as np
@@ -103,6 +104,23 @@ def prepare_params(params: dict) -> dict:
 def synchronize() -> None:
     """Wait until every queued kernel has finished (for honest timings)."""
     cuda.synchronize()
+
+
+def timed(run, *args):
+    """(run(*args), seconds) measured with CUDA events on a GPU, so the time is the
+    kernels' own, not the host's. The simulator has no device clock: there it
+    is the wall clock around the call and a synchronize."""
+    if is_simulator():
+        start = time.perf_counter()
+        result = run(*args)
+        cuda.synchronize()
+        return result, time.perf_counter() - start
+    begin, end = cuda.event(), cuda.event()
+    begin.record()
+    result = run(*args)
+    end.record()
+    end.synchronize()
+    return result, cuda.event_elapsed_time(begin, end) / 1e3
 
 
 def _device(a, op: str, what: str, ndim: int | None):
