@@ -24,6 +24,16 @@ def blocks(total: int, threads: int) -> int:
     return math.ceil(total / threads)
 
 
+@cuda.jit(device=True)
+def nchw_index(idx, channels, height, width):
+    """The (n, c, row, column) of element `idx` of a flattened NCHW array."""
+    column = idx % width
+    row = (idx // width) % height
+    c = (idx // (width * height)) % channels
+    n = idx // (width * height * channels)
+    return n, c, row, column
+
+
 @cuda.jit
 def relu_kernel(x, y):
     """x, y: flat (size,). y = max(x, 0)."""
@@ -44,10 +54,7 @@ def max_pool_kernel(x, y, kernel, stride, padding):
     _, _, height, width = x.shape
     _, channels, out_h, out_w = y.shape
     if idx < y.size:
-        j = idx % out_w
-        i = (idx // out_w) % out_h
-        c = (idx // (out_w * out_h)) % channels
-        n = idx // (out_w * out_h * channels)
+        n, c, i, j = nchw_index(idx, channels, out_h, out_w)
         h0 = i * stride - padding
         w0 = j * stride - padding
         best = float32(-math.inf)
@@ -67,10 +74,7 @@ def adaptive_avg_kernel(x, row_bins, col_bins, y):
     idx = cuda.grid(1)
     _, channels, out_h, out_w = y.shape
     if idx < y.size:
-        j = idx % out_w
-        i = (idx // out_w) % out_h
-        c = (idx // (out_w * out_h)) % channels
-        n = idx // (out_w * out_h * channels)
+        n, c, i, j = nchw_index(idx, channels, out_h, out_w)
         total = float32(0.0)
         for hi in range(row_bins[i, 0], row_bins[i, 1]):
             for wi in range(col_bins[j, 0], col_bins[j, 1]):
@@ -90,10 +94,7 @@ def lrn_kernel(x, y, size, scale, beta, k):
     idx = cuda.grid(1)
     _, channels, height, width = x.shape
     if idx < y.size:
-        wi = idx % width
-        hi = (idx // width) % height
-        c = (idx // (width * height)) % channels
-        n = idx // (width * height * channels)
+        n, c, hi, wi = nchw_index(idx, channels, height, width)
         total = float32(0.0)
         for cj in range(max(c - size // 2, 0), min(c + (size - 1) // 2 + 1, channels)):
             value = x[n, cj, hi, wi]
