@@ -29,8 +29,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from . import BackendUnavailable
-from ..shapes import ShapeError, adaptive_bins, check_pool_padding, conv_output_size
+from . import BackendUnavailable, checks
+from ..shapes import adaptive_bins
 
 name = "cuda"
 FUSES_RELU = True      # conv2d and linear take relu=True (see Model._plan)
@@ -123,13 +123,11 @@ def timed(run, *args):
     return result, cuda.event_elapsed_time(begin, end) / 1e3
 
 
-def _device(a, op: str, what: str, ndim: int | None):
-    """`a` as a float32 device array of `ndim` axes (any if None), or a clear error."""
+def _device(a, op: str, what: str):
+    """`a` as a float32 device array, or a clear error (shapes: see checks.py)."""
     a = to_backend(a)
     if a.dtype != np.float32:
         raise TypeError(f"{op}: {what} must be float32, got {a.dtype}")
-    if ndim is not None and a.ndim != ndim:
-        raise ShapeError(f"{op}: {what} must have {ndim} axes, got shape {tuple(a.shape)}")
     return a
 
 
@@ -141,22 +139,11 @@ def conv2d(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=False, tiles
     relu=True applies max(y, 0) in the same kernel. tiles: a GemmTiles, or
     None for DEFAULT_TILES fitted to M = O/groups rows by P = N*Ho*Wo columns.
     """
-    x = _device(x, "conv2d", "input x", 4)
-    w = _device(w, "conv2d", "weight", 4)
-    b = _device(b, "conv2d", "bias", 1)
-    n, channels, height, width = x.shape
-    out_ch, c_per_group, kh, kw = w.shape
-    if groups < 1 or channels % groups or out_ch % groups:
-        raise ShapeError(f"conv2d: groups={groups} must divide the input channels "
-                         f"({channels}) and the output channels ({out_ch})")
-    if c_per_group * groups != channels:
-        raise ShapeError(f"conv2d: weight {tuple(w.shape)} expects {c_per_group}*{groups} = "
-                         f"{c_per_group * groups} input channels, input x {tuple(x.shape)} "
-                         f"has {channels}")
-    if b.shape != (out_ch,):
-        raise ShapeError(f"conv2d: bias must have shape ({out_ch},), got {tuple(b.shape)}")
-    out_h = conv_output_size(height, kh, stride, padding, dilation)
-    out_w = conv_output_size(width, kw, stride, padding, dilation)
+    x, w, b = (_device(a, "conv2d", what) for a, what in
+               ((x, "input x"), (w, "weight"), (b, "bias")))
+    n, out_ch, out_h, out_w = checks.conv2d_shape(x.shape, w.shape, b.shape, stride, padding,
+                                                  groups, dilation)
+    _, c_per_group, kh, kw = w.shape
     y = cuda.device_array((n, out_ch, out_h, out_w), dtype=np.float32)
     rows, cols = out_ch // groups, n * out_h * out_w
     tiles = DEFAULT_TILES.fit(rows, cols) if tiles is None else tiles
@@ -174,24 +161,18 @@ def linear(x, w, b, relu=False, tiles=None):
     so it runs through conv2d's tiled GEMM (rows: out features, columns: the
     batch). relu and tiles as in conv2d.
     """
-    x = _device(x, "linear", "input x", 2)
-    w = _device(w, "linear", "weight", 2)
-    b = _device(b, "linear", "bias", 1)
-    n, features = x.shape
-    out_features, in_features = w.shape
-    if features != in_features:
-        raise ShapeError(f"linear: weight {tuple(w.shape)} expects {in_features} input "
-                         f"features, input x {tuple(x.shape)} has {features}")
-    if b.shape != (out_features,):
-        raise ShapeError(f"linear: bias must have shape ({out_features},), got {tuple(b.shape)}")
-    y = conv2d(x.reshape(n, features, 1, 1), w.reshape(out_features, in_features, 1, 1), b,
+    x, w, b = (_device(a, "linear", what) for a, what in
+               ((x, "input x"), (w, "weight"), (b, "bias")))
+    n, out_features = checks.linear_shape(x.shape, w.shape, b.shape)
+    features = x.shape[1]
+    y = conv2d(x.reshape(n, features, 1, 1), w.reshape(out_features, features, 1, 1), b,
                relu=relu, tiles=tiles)
     return y.reshape(n, out_features)
 
 
 def relu(x, threads=DEFAULT_THREADS):
     """max(x, 0), elementwise, any shape."""
-    x = _device(x, "relu", "input x", None)
+    x = _device(x, "relu", "input x")
     y = cuda.device_array(x.shape, dtype=np.float32)
     relu_kernel[blocks(x.size, threads), threads](x.reshape(x.size), y.reshape(y.size))
     return y
@@ -202,12 +183,9 @@ def max_pool2d(x, kernel, stride, padding=0, ceil_mode=False, threads=DEFAULT_TH
 
     x: (N, C, H, W) -> (N, C, Ho, Wo), sizes from shapes.conv_output_size.
     """
-    x = _device(x, "max_pool2d", "input x", 4)
-    check_pool_padding(kernel, padding, "max_pool2d")
-    n, channels, height, width = x.shape
-    out_h = conv_output_size(height, kernel, stride, padding, ceil_mode=ceil_mode)
-    out_w = conv_output_size(width, kernel, stride, padding, ceil_mode=ceil_mode)
-    y = cuda.device_array((n, channels, out_h, out_w), dtype=np.float32)
+    x = _device(x, "max_pool2d", "input x")
+    y = cuda.device_array(checks.max_pool2d_shape(x.shape, kernel, stride, padding, ceil_mode),
+                          dtype=np.float32)
     max_pool_kernel[blocks(y.size, threads), threads](x, y, kernel, stride, padding)
     return y
 
@@ -221,10 +199,10 @@ def _bins_on_device(n: int, out: int):
 
 def adaptive_avg_pool2d(x, out_hw, threads=DEFAULT_THREADS):
     """Average over PyTorch's adaptive bins. x: (N, C, H, W) -> (N, C, oh, ow)."""
-    x = _device(x, "adaptive_avg_pool2d", "input x", 4)
-    n, channels, height, width = x.shape
-    out_h, out_w = out_hw
-    row_bins, col_bins = _bins_on_device(height, out_h), _bins_on_device(width, out_w)
+    x = _device(x, "adaptive_avg_pool2d", "input x")
+    n, channels, out_h, out_w = checks.adaptive_avg_pool2d_shape(x.shape, out_hw)
+    row_bins = _bins_on_device(x.shape[2], out_h)
+    col_bins = _bins_on_device(x.shape[3], out_w)
     y = cuda.device_array((n, channels, out_h, out_w), dtype=np.float32)
     adaptive_avg_kernel[blocks(y.size, threads), threads](x, row_bins, col_bins, y)
     return y
@@ -236,9 +214,8 @@ def lrn(x, size, alpha, beta, k, threads=DEFAULT_THREADS):
     x: (N, C, H, W). y = x / (k + alpha/size * sum of x^2 over `size`
     neighbouring channels)^beta.
     """
-    x = _device(x, "lrn", "input x", 4)
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise ValueError(f"lrn: size must be a positive integer, got {size!r}")
+    x = _device(x, "lrn", "input x")
+    checks.lrn_shape(x.shape, size)
     y = cuda.device_array(x.shape, dtype=np.float32)
     lrn_kernel[blocks(y.size, threads), threads](x, y, size, np.float32(alpha / size),
                                                  np.float32(beta), np.float32(k))

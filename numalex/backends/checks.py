@@ -1,0 +1,86 @@
+"""Argument checks shared by every backend, so all three refuse the same calls
+with the same words.
+
+They look only at shapes and hyper-parameters (never at data), so they work
+on NumPy arrays and CUDA device arrays alike, and they run before any
+kernel: a compiled kernel does no bounds checks, so a wrong shape must never
+reach one. Each returns the output shape, computed by numalex.shapes.
+"""
+from __future__ import annotations
+
+import operator
+
+from ..shapes import ShapeError, check_pool_padding, conv_output_size
+
+
+def positive_int(value, what: str) -> int:
+    """`value` as an int >= 1 (NumPy integers welcome), or TypeError/ValueError."""
+    if isinstance(value, bool):
+        raise TypeError(f"{what} must be an integer, got {value!r}")
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{what} must be an integer, got {value!r}") from None
+    if value < 1:
+        raise ValueError(f"{what} must be >= 1, got {value}")
+    return value
+
+
+def _axes(op: str, what: str, shape: tuple, layout: str) -> tuple:
+    """Check that `shape` has as many axes as `layout` names, e.g. '(N, C, H, W)'."""
+    shape = tuple(shape)
+    if len(shape) != layout.count(",") + 1:
+        raise ShapeError(f"{op}: {what} must have shape {layout}, got {shape}")
+    return shape
+
+
+def conv2d_shape(x_shape, w_shape, b_shape, stride, padding, groups, dilation) -> tuple:
+    """x: (N, C, H, W), w: (O, C/groups, kh, kw), b: (O,) -> (N, O, Ho, Wo)."""
+    n, channels, height, width = _axes("conv2d", "input x", x_shape, "(N, C, H, W)")
+    out_ch, c_per_group, kh, kw = _axes("conv2d", "weight", w_shape, "(O, C/groups, kh, kw)")
+    groups = positive_int(groups, "conv2d: groups")
+    if out_ch % groups or c_per_group * groups != channels:
+        raise ShapeError(
+            f"conv2d: input x has {channels} channels; weight {tuple(w_shape)} with "
+            f"groups={groups} needs {c_per_group}*{groups} = {c_per_group * groups} input "
+            f"channels and output channels ({out_ch}) divisible by {groups}")
+    if tuple(b_shape) != (out_ch,):
+        raise ShapeError(f"conv2d: bias must have shape ({out_ch},), got {tuple(b_shape)}")
+    return (n, out_ch, conv_output_size(height, kh, stride, padding, dilation),
+            conv_output_size(width, kw, stride, padding, dilation))
+
+
+def max_pool2d_shape(x_shape, kernel, stride, padding, ceil_mode) -> tuple:
+    """x: (N, C, H, W) -> (N, C, Ho, Wo); pool padding at most kernel//2."""
+    n, channels, height, width = _axes("max_pool2d", "input x", x_shape, "(N, C, H, W)")
+    out_h = conv_output_size(height, kernel, stride, padding, ceil_mode=ceil_mode)
+    out_w = conv_output_size(width, kernel, stride, padding, ceil_mode=ceil_mode)
+    check_pool_padding(kernel, padding, "max_pool2d")
+    return (n, channels, out_h, out_w)
+
+
+def adaptive_avg_pool2d_shape(x_shape, out_hw) -> tuple:
+    """x: (N, C, H, W), out_hw: (oh, ow) -> (N, C, oh, ow)."""
+    n, channels, _, _ = _axes("adaptive_avg_pool2d", "input x", x_shape, "(N, C, H, W)")
+    if len(tuple(out_hw)) != 2:
+        raise ValueError(f"adaptive_avg_pool2d: out_hw must be (height, width), got {out_hw!r}")
+    out_h, out_w = (positive_int(v, "adaptive_avg_pool2d: output size") for v in out_hw)
+    return (n, channels, out_h, out_w)
+
+
+def lrn_shape(x_shape, size) -> tuple:
+    """x: (N, C, H, W) -> the same shape; size >= 1 channels."""
+    positive_int(size, "lrn: size")
+    return _axes("lrn", "input x", x_shape, "(N, C, H, W)")
+
+
+def linear_shape(x_shape, w_shape, b_shape) -> tuple:
+    """x: (N, in), w: (out, in), b: (out,) -> (N, out)."""
+    n, features = _axes("linear", "input x", x_shape, "(N, in_features)")
+    out_features, in_features = _axes("linear", "weight", w_shape, "(out_features, in_features)")
+    if features != in_features:
+        raise ShapeError(f"linear: weight {tuple(w_shape)} expects {in_features} input "
+                         f"features, input x {tuple(x_shape)} has {features}")
+    if tuple(b_shape) != (out_features,):
+        raise ShapeError(f"linear: bias must have shape ({out_features},), got {tuple(b_shape)}")
+    return (n, out_features)
