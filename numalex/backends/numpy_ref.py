@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ..shapes import adaptive_bins, check_pool_padding, conv_output_size
+from ..shapes import adaptive_bins
+from . import checks
 
 name = "numpy"
 
@@ -55,10 +56,10 @@ def conv2d(x, w, b, stride=1, padding=0, groups=1, dilation=1):
                                                           i*s + u*d, j*s + v*d]
     where xp is x zero-padded by `padding` and g is the group of o.
     """
-    n, c, h, wd = x.shape
-    out_ch, c_per_group, k, _ = w.shape
-    ho = conv_output_size(h, k, stride, padding, dilation)  # ShapeError if no window fits
-    wo = conv_output_size(wd, k, stride, padding, dilation)
+    # the formula's Ho, Wo; ShapeError for shapes that do not fit together
+    _, out_ch, ho, wo = checks.conv2d_shape(x.shape, w.shape, np.shape(b), stride, padding,
+                                            groups, dilation)
+    c_per_group, k = w.shape[1], w.shape[2]
     xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
     win = _windows(xp, k, stride, dilation)[:, :, :ho, :wo]  # (N, C, Ho, Wo, k, k)
     o_per_group = out_ch // groups
@@ -81,10 +82,8 @@ def max_pool2d(x, kernel, stride, padding=0, ceil_mode=False):
     elementwise maxima of output-sized arrays. In ceil mode the last window
     may hang past the bottom/right edge; extra -inf rows make room for it.
     """
-    check_pool_padding(kernel, padding, "max_pool2d")
+    _, _, ho, wo = checks.max_pool2d_shape(x.shape, kernel, stride, padding, ceil_mode)
     h, w = x.shape[2:]
-    ho = conv_output_size(h, kernel, stride, padding, ceil_mode=ceil_mode)
-    wo = conv_output_size(w, kernel, stride, padding, ceil_mode=ceil_mode)
     extra_h = max(0, (ho - 1) * stride + kernel - (h + 2 * padding))
     extra_w = max(0, (wo - 1) * stride + kernel - (w + 2 * padding))
     xp = np.pad(x, ((0, 0), (0, 0), (padding, padding + extra_h), (padding, padding + extra_w)),
@@ -103,7 +102,7 @@ def adaptive_avg_pool2d(x, out_hw):
     [floor(i*H/oh), ceil((i+1)*H/oh)). With S the 2-D cumulative sum (a zero
     row and column in front), a bin's sum is S[e,f] - S[s,f] - S[e,t] + S[s,t].
     """
-    oh, ow = out_hw
+    _, _, oh, ow = checks.adaptive_avg_pool2d_shape(x.shape, out_hw)
     h, w = x.shape[2:]
     rows = np.array(adaptive_bins(h, oh))                   # (oh, 2): start, end
     cols = np.array(adaptive_bins(w, ow))                   # (ow, 2)
@@ -121,6 +120,7 @@ def lrn(x, size, alpha, beta, k):
     x: (N, C, H, W). y = x / (k + alpha/size * sum_{c'} x[c']^2)^beta, the sum
     over channels c - size//2 ... c + (size-1)//2 that exist.
     """
+    checks.lrn_shape(x.shape, size)
     sq = np.pad(np.square(x, dtype=np.float32),
                 ((0, 0), (size // 2, (size - 1) // 2), (0, 0), (0, 0)))
     window_sum = sliding_window_view(sq, size, axis=1).sum(axis=-1)   # (N, C, H, W)
@@ -134,4 +134,5 @@ def relu(x):
 
 def linear(x, w, b):
     """x: (N, in), w: (out, in), b: (out,) -> (N, out) = x w^T + b."""
+    checks.linear_shape(x.shape, w.shape, np.shape(b))
     return (x @ w.T + b).astype(np.float32, copy=False)
