@@ -9,7 +9,8 @@ numalex.kernels.conv.VERSIONS is first checked against the NumPy reference
 printed and nothing is timed if one fails), then timed: the median of up to
 --repeats runs (fewer for a version that already took two seconds). The
 table gives ms and GFLOP/s (2 x multiply-adds / time) per layer and version,
-and which version wins each layer.
+and which version wins each layer; "-" marks a version left out (--skip) or
+one that does not apply (shifted GEMM needs stride 1).
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ import numpy as np
 from numalex import alexnet
 from numalex.backends import numpy_ref
 from numalex.commands.bench import markdown
-from numalex.kernels.conv import VERSIONS
+from numalex.kernels.conv import STRIDE_ONE_ONLY, VERSIONS
 from numalex.layers import Conv2d
 from numalex.progress import progress
 
@@ -59,7 +60,10 @@ def main(argv=None) -> int:
     parser.add_argument("--variant", action="append", help="224, 227 or bvlc (repeatable)")
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--skip", action="append", default=[],
+                        help="a version to leave out, e.g. '1 naive' (repeatable)")
     args = parser.parse_args(argv)
+    skip = set(args.skip)
     layers = [layer for v in (args.variant or ["224", "227"])
               for layer in conv_layers(v, args.batch)]
     rows = []
@@ -70,6 +74,9 @@ def main(argv=None) -> int:
         macs = spec.macs(x.shape[1:]) * args.batch
         cells, best = [], (np.inf, "")
         for version, conv in VERSIONS.items():
+            if version in skip or (spec.stride != 1 and version in STRIDE_ONE_ONLY):
+                cells.append("-")
+                continue
             y = conv(x, w, b, **hyper)                     # also compiles it
             bad = mismatches(y, ref)
             if bad:

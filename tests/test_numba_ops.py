@@ -19,7 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from numalex import backends
-from numalex.kernels import conv
+from numalex.kernels import blas, conv
 from numalex.kernels import linear as linear_kernels
 from numalex.shapes import ShapeError
 
@@ -134,8 +134,92 @@ def test_conv2d_matches_loop_oracle(n, c, h, w, o, k, stride, padding, groups, d
 def test_every_conv_ladder_version_matches_loop_oracle(version, n, c, h, w, o, k, stride,
                                                         padding, groups, dilation):
     x, wt, b = random((n, c, h, w), 1), random((o, c // groups, k, k), 2), random((o,), 3)
+    if stride != 1 and version in conv.STRIDE_ONE_ONLY:
+        with pytest.raises(ValueError, match="stride 1"):
+            conv.VERSIONS[version](x, wt, b, stride, padding, groups, dilation)
+        return
     got = conv.VERSIONS[version](x, wt, b, stride, padding, groups, dilation)
     assert_close(got, conv_oracle(x, wt, b, stride, padding, groups, dilation))
+
+
+STRIDE_ONE_CASES = [  # (N, C, H, W, O, k, padding, groups, dilation)
+    (3, 4, 7, 9, 6, 3, 1, 2, 1),           # groups, non-square, images end to end
+    (2, 3, 6, 6, 5, 3, 2, 1, 2),           # dilation: the shift is u*d*Wp + v*d
+    (1, 2, 5, 5, 3, 5, 0, 1, 1),           # no padding, one output pixel
+    (2, 6, 8, 5, 6, 1, 0, 3, 1),           # 1x1 kernel: one tap, no accumulation
+]
+
+
+@pytest.mark.parametrize("n,c,h,w,o,k,padding,groups,dilation", STRIDE_ONE_CASES)
+def test_shifted_gemm_matches_loop_oracle(n, c, h, w, o, k, padding, groups, dilation):
+    x, wt, b = random((n, c, h, w), 1), random((o, c // groups, k, k), 2), random((o,), 3)
+    want = conv_oracle(x, wt, b, 1, padding, groups, dilation)
+    assert_close(conv.conv_shifted_gemm(x, wt, b, 1, padding, groups, dilation), want)
+    # a budget of one image per chunk: the chunk loop and the scratch reuse
+    assert_close(conv.conv_shifted_gemm(x, wt, b, 1, padding, groups, dilation, budget=1),
+                 want)
+
+
+@pytest.mark.parametrize("version", ["3 im2col + GEMM", "4 batched im2col + GEMM",
+                                     "5 shifted GEMM", "6 im2row + GEMM"])
+def test_conv_versions_fuse_relu(version):
+    x, wt, b = random((3, 4, 7, 7), 1), random((6, 2, 3, 3), 2), random((6,), 3)
+    got = conv.VERSIONS[version](x, wt, b, 1, 1, 2, 1, relu=True)
+    want = np.maximum(conv_oracle(x, wt, b, 1, 1, 2, 1), 0)
+    assert (want == 0).any() and (want > 0).any()
+    assert_close(got, want)
+
+
+def test_im2row_splits_a_batch_into_chunks():
+    # room for one image's rows: chunks of 1 image each
+    x, wt, b = random((3, 3, 11, 11), 1), random((4, 3, 5, 5), 2), random((4,), 3)
+    got = conv.conv_im2row(x, wt, b, 3, 1, 1, 1, rows_budget=1)
+    assert_close(got, conv_oracle(x, wt, b, 3, 1, 1, 1))
+
+
+@pytest.mark.parametrize("n,stride", [(1, 1), (9, 1), (9, 2)])   # versions 4, 5, 6
+def test_conv2d_relu_matches_oracle_in_every_backend_path(n, stride):
+    x, wt, b = random((n, 4, 9, 9), 1), random((6, 4, 3, 3), 2), random((6,), 3)
+    want = conv_oracle(x, wt, b, stride, 1, 1, 1)
+    assert_close(nb.conv2d(x, wt, b, stride, 1), want)
+    assert_close(nb.conv2d(x, wt, b, stride, 1, relu=True), np.maximum(want, 0))
+
+
+# ---- the BLAS binding ----------------------------------------------------------
+def test_gemm_on_windows_and_transposed_views_accumulates():
+    big_a, big_b = random((5, 9), 1), random((7, 12), 2)
+    a, b = big_a[:, 2:8], big_b[1:7, 3:10]            # (5, 6) @ (6, 7), rows apart
+    c_big = random((5, 11), 3)
+    c = c_big[:, 1:8]
+    before = c.astype(np.float64)
+    blas.gemm(a, b, c, accumulate=True)
+    want = before + a.astype(np.float64) @ b.astype(np.float64)
+    np.testing.assert_allclose(c, want, rtol=1e-5, atol=1e-5)
+    untouched = random((5, 11), 3)
+    assert np.array_equal(c_big[:, :1], untouched[:, :1])       # outside the window
+    assert np.array_equal(c_big[:, 8:], untouched[:, 8:])
+    x = random((4, 6), 4)
+    out = np.empty((5, 4), dtype=np.float32)
+    blas.gemm(a, x.T, out)                            # a transposed (column) view
+    np.testing.assert_allclose(out, a.astype(np.float64) @ x.T.astype(np.float64),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_gemv_matches_definition():
+    a, x = random((7, 5), 1), random((5,), 2)
+    y = np.empty(7, dtype=np.float32)
+    blas.gemv(a, x, y)
+    np.testing.assert_allclose(y, a.astype(np.float64) @ x.astype(np.float64),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_gemm_rejects_what_blas_cannot_read():
+    with pytest.raises(ValueError, match="float32"):
+        blas.gemm(random((2, 3)).astype(np.float64), random((3, 2)), np.empty((2, 2), np.float32))
+    with pytest.raises(ValueError, match="contiguous"):
+        blas.gemm(random((4, 6))[::2, ::2], random((3, 2)), np.empty((2, 2), np.float32))
+    with pytest.raises(ValueError, match="do not fit"):
+        blas.gemm(random((2, 3)), random((4, 2)), np.empty((2, 2), np.float32))
 
 
 def test_batched_im2col_splits_a_batch_into_chunks():
@@ -229,7 +313,9 @@ def test_relu_matches_definition():
 @pytest.mark.parametrize("batch", [1, 2, 3, 8, 9, 20])  # BLAS, streaming kernel, BLAS
 def test_linear_matches_loop_oracle(batch):
     x, w, b = random((batch, 37), 8), random((11, 37), 9), random((11,), 10)
-    assert_close(nb.linear(x, w, b), linear_oracle(x, w, b))
+    want = linear_oracle(x, w, b)
+    assert_close(nb.linear(x, w, b), want)
+    assert_close(nb.linear(x, w, b, relu=True), np.maximum(want, 0))
 
 
 @pytest.mark.parametrize("batch,out", [(1, 1), (1, 6), (5, 4), (3, 13)])

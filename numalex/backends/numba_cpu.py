@@ -5,12 +5,25 @@ bounds checks, so a wrong shape must never reach one), asks numalex.shapes
 for the output size, allocates the output and calls a kernel from
 numalex.kernels:
 
-    conv2d               im2col (parallel Numba) + GEMM (OpenBLAS via NumPy)
+    conv2d               one rung of the ladder in numalex.kernels.conv:
+                         stride 1, batch >= 8: k*k accumulating GEMMs on
+                         shifted views of the padded input (version 5);
+                         stride 1, smaller batches: im2col + GEMM (version 4);
+                         other strides: im2row + GEMM (version 6)
     linear               batch 2-8: a Numba kernel that streams the weights
-                         once; batch 1 and larger batches: BLAS
+                         once; batch 1: BLAS's matrix-vector product; larger
+                         batches: BLAS's GEMM
     max_pool2d, adaptive_avg_pool2d, lrn
                          one parallel Numba kernel each
     relu                 one Numba kernel on the calling thread (memory-bound)
+
+conv2d and linear take ``relu=True`` (FUSES_RELU): the ReLU after them is
+applied in the pass that adds the bias, instead of as one more pass over
+memory (Model.forward does this by itself).
+
+Every GEMM goes through numalex.kernels.blas (SciPy's BLAS), never NumPy's
+``@``: NumPy and SciPy each bring an OpenBLAS with its own threads, and
+using both in one forward pass made it several times slower on two cores.
 
 Kernels are compiled on first use and cached on disk (``cache=True``): in
 ``__pycache__`` next to the kernel sources, or under NUMBA_CACHE_DIR if set.
@@ -23,11 +36,16 @@ import operator
 
 import numpy as np
 
-from ..kernels import conv, linear as linear_kernels, pointwise, pooling
+from ..kernels import blas, conv, linear as linear_kernels, pointwise, pooling
 from ..shapes import ShapeError, adaptive_bins, check_pool_padding, conv_output_size
 
 name = "numba"
+FUSES_RELU = True      # conv2d and linear take relu=True (see Model._plan)
 
+# Stride-1 convolutions of at least this many images use the shifted GEMMs;
+# smaller batches give them too few columns per GEMM (at batch 1 they were
+# slower than im2col + one GEMM for conv3-5, at 8 and more faster).
+SHIFTED_MIN_BATCH = 8
 # Batches in this range stream the weights through a Numba kernel; at batch 1
 # OpenBLAS's matrix-vector product streams as fast, and above 8 the product
 # has enough reuse for BLAS's GEMM to win.
@@ -87,12 +105,14 @@ def _positive_int(value, what: str) -> int:
 
 
 # ---- the contract ---------------------------------------------------------
-def conv2d(x, w, b, stride=1, padding=0, groups=1, dilation=1):
+def conv2d(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=False):
     """Cross-correlation, as PyTorch and Caffe define convolution.
 
-    x: (N, C, H, W), w: (O, C/groups, kh, kw), b: (O,) -> (N, O, Ho, Wo).
-    im2col + one BLAS GEMM per image and group (numalex.kernels.conv,
-    version 4 of the ladder).
+    x: (N, C, H, W), w: (O, C/groups, kh, kw), b: (O,) -> (N, O, Ho, Wo);
+    relu=True returns max(conv, 0). The rung of the ladder in
+    numalex.kernels.conv that was fastest for AlexNet's layers: shifted GEMMs
+    (version 5) for stride 1 at batch >= SHIFTED_MIN_BATCH, batched im2col
+    (version 4) for stride 1 below that, im2row (version 6) otherwise.
     """
     x = _array(x, "conv2d: input", 4, "(N, C, H, W)")
     w = _array(w, "conv2d: weight", 4, "(O, C/groups, kh, kw)")
@@ -104,7 +124,13 @@ def conv2d(x, w, b, stride=1, padding=0, groups=1, dilation=1):
             f"groups={groups} expects {c_per_group}*{groups} = {c_per_group * groups} "
             f"input channels and output channels ({out_ch}) divisible by {groups}")
     b = _bias(b, out_ch, "conv2d")
-    return conv.conv_im2col_batched(x, w, b, stride, padding, groups, dilation)
+    if stride != 1:
+        version = conv.conv_im2row
+    elif x.shape[0] >= SHIFTED_MIN_BATCH:
+        version = conv.conv_shifted_gemm
+    else:
+        version = conv.conv_im2col_batched
+    return version(x, w, b, stride, padding, groups, dilation, relu)
 
 
 def max_pool2d(x, kernel, stride, padding=0, ceil_mode=False):
@@ -150,18 +176,25 @@ def relu(x):
     return y
 
 
-def linear(x, w, b):
-    """x: (N, in), w: (out, in), b: (out,) -> (N, out) = x w^T + b."""
+def linear(x, w, b, relu=False):
+    """x: (N, in), w: (out, in), b: (out,) -> (N, out) = x w^T + b;
+    relu=True returns max(x w^T + b, 0)."""
     x = _array(x, "linear: input", 2, "(N, in_features)")
     w = _array(w, "linear: weight", 2, "(out_features, in_features)")
     if x.shape[1] != w.shape[1]:
         raise ShapeError(f"linear: input has {x.shape[1]} features, weight {w.shape} "
                          f"expects {w.shape[1]}")
     b = _bias(b, w.shape[0], "linear")
+    y = np.empty((x.shape[0], w.shape[0]), dtype=np.float32)
     if x.shape[0] in STREAMING_BATCHES:
-        y = np.empty((x.shape[0], w.shape[0]), dtype=np.float32)
         linear_kernels.linear_streaming(x, w, b, y)
+        if relu:
+            pointwise.relu(y.reshape(-1), y.reshape(-1))
         return y
-    y = x @ w.T                                   # BLAS GEMM: (N, in) @ (in, out)
-    y += b
+    z = np.empty((w.shape[0], x.shape[0]), dtype=np.float32)   # (out, N)
+    if x.shape[0] == 1:
+        blas.gemv(w, x[0], z[:, 0])                 # (out, in) @ (in,)
+    else:
+        blas.gemm(w, x.T, z)                        # (out, in) @ (in, N)
+    linear_kernels.add_bias_transposed(z, b, relu, y)
     return y

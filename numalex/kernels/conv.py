@@ -1,4 +1,4 @@
-"""The convolution ladder: the same conv2d four ways, slowest to fastest.
+"""The convolution ladder: the same conv2d six ways, from the definition to BLAS.
 
 Every version computes PyTorch's cross-correlation::
 
@@ -23,8 +23,18 @@ checks each one against the NumPy reference before it times them.
 4. ``conv_im2col_batched``  as 3, but the columns of several images sit
                        side by side, so one GEMM per group covers them all:
                        fewer, bigger products keep both cores busy.
+5. ``conv_shifted_gemm``  stride 1 only: no im2col at all. Each of the k*k
+                       kernel taps is one GEMM on a shifted *view* of the
+                       zero-padded input, all summed into one output.
+6. ``conv_im2row``     im2col transposed: one row per output pixel, so the
+                       copy reads runs of neighbouring pixels even at a large
+                       stride, and the GEMM is (pixels x K) @ (K x O).
 
-The backend uses version 4 (3 is the one-image special case of it).
+The numba backend picks per layer (numalex/backends/numba_cpu.py): version 5
+for stride 1 at batch 8 and more, 4 for stride 1 below that, 6 for larger
+strides (AlexNet's conv1). 3 is the one-image special case of 4. Versions 3-6
+take ``relu=True`` to apply max(y, 0) in the same pass that adds the bias.
+All GEMMs call BLAS through numalex.kernels.blas.
 """
 from __future__ import annotations
 
@@ -34,6 +44,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..shapes import conv_output_size
+from . import blas
 
 # Columns of at most this many bytes are built at once (batched im2col). Few
 # big GEMMs beat many small ones, most of all when other processes share the
@@ -199,9 +210,10 @@ def im2col(x, kh, kw, stride, padding, dilation, ho, wo, cols):
 
 
 @njit(cache=True)
-def add_bias_to_nchw(z, b, y):
+def add_bias_to_nchw(z, b, relu, y):
     """y[n, o, p] = z[o, n, p] + b[o]: the GEMM result (channels first) moved
-    to NCHW with the bias added, in one pass. z: (O, N, P), y: (N, O, P).
+    to NCHW with the bias added (and, if `relu`, max(., 0) taken), in one
+    pass. z: (O, N, P), y: (N, O, P).
     A memory-bound copy of contiguous planes: one core streams it at memory
     speed, so it runs on the calling thread (see numalex/kernels/pointwise.py
     for why a parallel launch right after a GEMM does not pay)."""
@@ -209,10 +221,11 @@ def add_bias_to_nchw(z, b, y):
     for n in range(n_img):
         for o in range(out_ch):
             for p in range(pixels):
-                y[n, o, p] = z[o, n, p] + b[o]
+                v = z[o, n, p] + b[o]
+                y[n, o, p] = np.float32(0.0) if relu and v < 0 else v
 
 
-def conv_im2col_batched(x, w, b, stride=1, padding=0, groups=1, dilation=1,
+def conv_im2col_batched(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=False,
                         cols_budget=COLS_BUDGET_BYTES):
     """Version 4: im2col for as many images as fit in `cols_budget` bytes,
     one GEMM per group for all of them, then bias + layout in one pass.
@@ -240,17 +253,210 @@ def conv_im2col_batched(x, w, b, stride=1, padding=0, groups=1, dilation=1,
         part = cols[:rows * n * pixels].reshape(rows, n * pixels)
         im2col(x[start:start + n], kh, kw, stride, padding, dilation, ho, wo, part)
         product = z[:out_ch * n * pixels].reshape(groups, out_ch // groups, n * pixels)
-        np.matmul(w_groups, part.reshape(groups, rows // groups, n * pixels), out=product)
-        add_bias_to_nchw(product.reshape(out_ch, n, pixels), b,
+        for g, cols_g in enumerate(part.reshape(groups, rows // groups, n * pixels)):
+            blas.gemm(w_groups[g], cols_g, product[g])
+        add_bias_to_nchw(product.reshape(out_ch, n, pixels), b, relu,
                          y[start:start + n].reshape(n, out_ch, pixels))
     return y
 
 
-def conv_im2col(x, w, b, stride=1, padding=0, groups=1, dilation=1):
+def conv_im2col(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=False):
     """Version 3: im2col + GEMM one image at a time (version 4 with room for
     a single image's columns): more, smaller products."""
-    return conv_im2col_batched(x, w, b, stride, padding, groups, dilation, cols_budget=0)
+    return conv_im2col_batched(x, w, b, stride, padding, groups, dilation, relu, cols_budget=0)
 
+
+# ---- 5. shifted GEMM (stride 1) ----------------------------------------------
+@njit(parallel=True, cache=True)
+def pad_into_frames(x, padding, frame_rows, wp, frames):
+    """Zero-pad every image and lay the padded images end to end, per channel.
+
+    x: (N, C, H, W) -> frames: (C, N*F + tail) with F = frame_rows*Wp and
+    frames[c, n*F + (r + p)*Wp + (q + p)] = x[n, c, r, q], zero elsewhere.
+    frame_rows is H + p, not H + 2p: the p zero rows under one image are
+    also the p zero rows above the next (the tail holds the last image's).
+    Parallel over channels; each channel is one sequential write.
+    """
+    n_img, c_in, h, wd = x.shape
+    length = frames.shape[1]
+    for c in prange(c_in):
+        for t in range(length):
+            frames[c, t] = 0.0
+        for n in range(n_img):
+            for r in range(h):
+                start = (n * frame_rows + r + padding) * wp + padding
+                for q in range(wd):
+                    frames[c, start + q] = x[n, c, r, q]
+
+
+@njit(cache=True)
+def crop_frames(z, b, relu, frame_rows, wp, y):
+    """y[n, o, i, j] = z[o, (n*frame_rows + i)*Wp + j] + b[o] (then max(., 0)
+    if `relu`): keep the Ho x Wo valid outputs of each frame, drop the rest,
+    add the bias, in one pass to NCHW. z: (O, N*frame_rows*Wp),
+    y: (N, O, Ho, Wo).
+    Memory-bound, so on the calling thread (see add_bias_to_nchw)."""
+    n_img, out_ch, ho, wo = y.shape
+    for n in range(n_img):
+        for o in range(out_ch):
+            for i in range(ho):
+                start = (n * frame_rows + i) * wp
+                for j in range(wo):
+                    v = z[o, start + j] + b[o]
+                    y[n, o, i, j] = np.float32(0.0) if relu and v < 0 else v
+
+
+def conv_shifted_gemm(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=False,
+                      budget=COLS_BUDGET_BYTES):
+    """Version 5 (stride 1 only): k*k GEMMs on shifted views, no im2col.
+
+    Pad each image once to Hp x Wp and flatten it: pixel (r, q) sits at
+    r*Wp + q. With stride 1, output (i, j) needs input pixel
+    (i + u*d, j + v*d) for tap (u, v), which sits u*d*Wp + v*d further on
+    than pixel (i, j). So for every tap the inputs of *all* outputs form one
+    contiguous slice of the flat image, and
+
+        z (O, Hp*Wp) += W[:, :, u, v] (O, C) @ frames[:, off:off + Hp*Wp],
+        off = u*d*Wp + v*d,
+
+    summed over the k*k taps, is the convolution evaluated at every position
+    of the padded frame. The Ho x Wo top-left block of each frame is the
+    answer; the other positions (the last columns of every row, the last
+    rows) are junk that costs some extra multiply-adds and is dropped when
+    the bias is added. The images of a chunk sit end to end, so each tap is
+    one big GEMM for the whole chunk, and neighbouring images share their p
+    rows of zero padding (frames of H + p rows, not H + 2p: less junk).
+
+    Why it is fast: the input is copied once (padding) instead of k*k times
+    (im2col writes 9x or 25x the input), and every GEMM reads the padded
+    input in place (blas.gemm, accumulating).
+    """
+    if stride != 1:
+        raise ValueError(f"conv_shifted_gemm needs stride 1, got {stride}")
+    n_img, c_in, h, wd = x.shape
+    out_ch, c_per_group, kh, kw = w.shape
+    o_per_group = out_ch // groups
+    y = _empty_output(x, w, stride, padding, dilation)
+    wp = wd + 2 * padding
+    frame_rows = h + padding                       # this image's rows + the zeros under it
+    frame = frame_rows * wp
+    # past the last frame: its bottom padding, and what the shifted views of
+    # its last (junk) positions read
+    tail = max(padding * wp, (kh - 1) * dilation * wp + (kw - 1) * dilation)
+    taps = np.ascontiguousarray(w.transpose(2, 3, 0, 1))      # (kh, kw, O, Cg)
+    fits = max(1, budget // ((c_in + out_ch) * frame * 4))     # images per chunk, at most
+    chunk = -(-n_img // -(-n_img // fits))                     # equal chunks
+    frames_all = scratch.take("frames", c_in * (chunk * frame + tail))
+    z_all = scratch.take("product", out_ch * chunk * frame)
+    for start in range(0, n_img, chunk):
+        n = min(n_img, start + chunk) - start
+        positions = n * frame
+        frames = frames_all[:c_in * (positions + tail)].reshape(c_in, positions + tail)
+        pad_into_frames(x[start:start + n], padding, frame_rows, wp, frames)
+        z = z_all[:out_ch * positions].reshape(out_ch, positions)   # (O, n*F)
+        for g in range(groups):
+            z_g = z[g * o_per_group:(g + 1) * o_per_group]
+            frames_g = frames[g * c_per_group:(g + 1) * c_per_group]
+            for u in range(kh):
+                for v in range(kw):
+                    off = u * dilation * wp + v * dilation
+                    blas.gemm(taps[u, v, g * o_per_group:(g + 1) * o_per_group],
+                              frames_g[:, off:off + positions], z_g,
+                              accumulate=(u, v) != (0, 0))
+        crop_frames(z, b, relu, frame_rows, wp, y[start:start + n])
+    return y
+
+
+
+# ---- 6. im2row + GEMM, pixels as rows ----------------------------------------
+# Rows of at most this many bytes are built at once (version 6). Smaller than
+# COLS_BUDGET_BYTES: a few images' rows stay in cache between the copy that
+# writes them and the GEMM that reads them (measured on conv1: chunks of 4
+# images beat chunks of 32 by a third).
+ROWS_BUDGET_BYTES = 16 * 2**20
+
+
+@njit(parallel=True, cache=True)
+def im2row(x, kh, kw, stride, padding, dilation, ho, wo, rows):
+    """Copy receptive fields into rows, one row per output pixel.
+
+    x: (N, C, H, W) -> rows: (N*Ho*Wo, C*kh*kw), with
+    rows[(n*Ho + i)*Wo + j, (c*kh + u)*kw + v] = x[n, c, i*s + u*d - p, j*s + v*d - p]
+    (0 in the padding): im2col's matrix transposed. Each row is written
+    front to back, and with dilation 1 each run of kw values is read from
+    consecutive input pixels, even when the stride is large (im2col gathers
+    every s-th pixel instead). Parallel over output rows (n, i).
+    """
+    n_img, c_in, h, wd = x.shape
+    for task in prange(n_img * ho):
+        n, i = task // ho, task % ho
+        for j in range(wo):
+            row = (n * ho + i) * wo + j
+            for c in range(c_in):
+                for u in range(kh):
+                    r = i * stride + u * dilation - padding
+                    col = (c * kh + u) * kw
+                    for v in range(kw):
+                        q = j * stride + v * dilation - padding
+                        inside = 0 <= r < h and 0 <= q < wd
+                        rows[row, col + v] = x[n, c, r, q] if inside else 0.0
+
+
+@njit(cache=True)
+def add_bias_to_nchw_from_rows(z, b, relu, y):
+    """y[n, o, p] = z[n, p, o] + b[o] (then max(., 0) if `relu`): the GEMM
+    result (pixels x channels) transposed to NCHW with the bias added, in
+    one pass. z: (N, P, O), y: (N, O, P). A transpose reads one of the two
+    arrays with a large stride; going through 64 pixels at a time keeps that
+    block of z (64 x O values) in the L1 cache while each channel's 64
+    outputs are written. On the calling thread (memory-bound)."""
+    n_img, pixels, out_ch = z.shape
+    for n in range(n_img):
+        for p0 in range(0, pixels, 64):
+            p1 = min(pixels, p0 + 64)
+            for o in range(out_ch):
+                for p in range(p0, p1):
+                    v = z[n, p, o] + b[o]
+                    y[n, o, p] = np.float32(0.0) if relu and v < 0 else v
+
+
+def conv_im2row(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=False,
+                rows_budget=ROWS_BUDGET_BYTES):
+    """Version 6: im2row for a few images, then per group one GEMM
+
+        rows_g (n*Ho*Wo, Cg*kh*kw) @ W_g^T (Cg*kh*kw, O/G) -> (n*Ho*Wo, O/G)
+
+    and a transposing pass to NCHW that adds the bias.
+    Why it is fast for AlexNet's conv1 (11x11, stride 4, only 3 channels):
+    im2col's gather of every 4th pixel is the slow part there, and im2row
+    copies runs of 11 neighbouring pixels instead; the GEMM's long side is
+    the many output pixels, a shape OpenBLAS runs well even though the
+    layer has only 64 (or 96) output channels.
+    """
+    n_img, c_in = x.shape[:2]
+    out_ch, c_per_group, kh, kw = w.shape
+    o_per_group = out_ch // groups
+    y = _empty_output(x, w, stride, padding, dilation)
+    ho, wo = y.shape[2:]
+    pixels = ho * wo
+    depth = c_per_group * kh * kw                                  # Cg*kh*kw
+    w_t = np.ascontiguousarray(
+        w.reshape(groups, o_per_group, depth).transpose(0, 2, 1))  # (G, Cg*kh*kw, O/G)
+    fits = max(1, rows_budget // (c_in * kh * kw * pixels * 4))    # images per chunk, at most
+    chunk = -(-n_img // -(-n_img // fits))                         # equal chunks
+    rows_all = scratch.take("rows", chunk * pixels * c_in * kh * kw)
+    z_all = scratch.take("product", chunk * pixels * out_ch)
+    for start in range(0, n_img, chunk):
+        n = min(n_img, start + chunk) - start
+        rows = rows_all[:n * pixels * c_in * kh * kw].reshape(n * pixels, c_in * kh * kw)
+        im2row(x[start:start + n], kh, kw, stride, padding, dilation, ho, wo, rows)
+        z = z_all[:n * pixels * out_ch].reshape(n * pixels, out_ch)    # (n*Ho*Wo, O)
+        for g in range(groups):
+            blas.gemm(rows[:, g * depth:(g + 1) * depth], w_t[g],
+                      z[:, g * o_per_group:(g + 1) * o_per_group])
+        add_bias_to_nchw_from_rows(z.reshape(n, pixels, out_ch), b, relu,
+                                   y[start:start + n].reshape(n, out_ch, pixels))
+    return y
 
 # The ladder, in order, for the benchmark and the tests.
 VERSIONS = {
@@ -258,4 +464,8 @@ VERSIONS = {
     "2 reordered": conv_reordered,
     "3 im2col + GEMM": conv_im2col,
     "4 batched im2col + GEMM": conv_im2col_batched,
+    "5 shifted GEMM": conv_shifted_gemm,
+    "6 im2row + GEMM": conv_im2row,
 }
+# Versions that exist for stride 1 only (the ladder skips them otherwise).
+STRIDE_ONE_ONLY = {"5 shifted GEMM"}

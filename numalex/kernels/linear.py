@@ -52,3 +52,18 @@ def linear_streaming(x, w, b, y):
             y[n0, o2], y[n0, o3] = a2 + b[o2], a3 + b[o3]
             y[n1, o0], y[n1, o1] = c0 + b[o0], c1 + b[o1]
             y[n1, o2], y[n1, o3] = c2 + b[o2], c3 + b[o3]
+
+
+@njit(cache=True)
+def add_bias_transposed(z, b, relu, y):
+    """y[n, o] = z[o, n] + b[o] (then max(., 0) if `relu`). z: (O, N), y: (N, O).
+
+    The large-batch path computes W @ x^T, which OpenBLAS runs faster than
+    x @ W^T when x has few rows (W, the big operand, is then the row-major
+    left matrix); this pass turns the result back to (N, O) and adds the
+    bias. Small and memory-bound: on the calling thread."""
+    out, n_img = z.shape
+    for n in range(n_img):
+        for o in range(out):
+            v = z[o, n] + b[o]
+            y[n, o] = np.float32(0.0) if relu and v < 0 else v

@@ -1,0 +1,120 @@
+"""One BLAS call NumPy does not offer: a GEMM that adds into its output.
+
+``np.matmul(a, b, out=c)`` overwrites c. The shifted-GEMM convolution
+(version 5 in conv.py) sums k*k products into one output, and it multiplies
+matrices that are *windows* of a bigger array: rows of equal length that
+sit a fixed stride apart, not packed. BLAS's ``sgemm`` does both
+(C = alpha A B + beta C, each matrix with its own row stride, the
+"leading dimension"); ctypes calls it here with no copy of any operand.
+
+Which BLAS: the OpenBLAS inside NumPy when NumPy ships one (pip wheels keep
+it in ``numpy.libs``), else the one SciPy exports for compiled callers.
+Each OpenBLAS has its own worker threads, which keep spinning for a while
+after a call; when NumPy's ``@`` and a second OpenBLAS take turns on two
+cores, each one's threads steal the cores from the other's (a forward pass
+ran twice as slow at batch 1). So the numba backend runs all its GEMMs
+here, on NumPy's OpenBLAS when there is one.
+"""
+from __future__ import annotations
+
+import ctypes
+import glob
+import os
+
+import numpy as np
+
+
+def _numpy_openblas():
+    """(sgemm, sgemv, integer type) of the OpenBLAS NumPy loaded, or None."""
+    folder = os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs")
+    for path in glob.glob(os.path.join(folder, "libscipy_openblas64_*")):
+        library = ctypes.CDLL(path)          # already loaded by NumPy: the same copy
+        return library.scipy_sgemm_64_, library.scipy_sgemv_64_, ctypes.c_int64
+    return None
+
+
+def _scipy_blas():
+    """(sgemm, sgemv, integer type) from scipy.linalg.cython_blas."""
+    from scipy.linalg import cython_blas
+
+    api = ctypes.pythonapi
+    api.PyCapsule_GetName.restype = ctypes.c_char_p
+    api.PyCapsule_GetName.argtypes = [ctypes.py_object]
+    api.PyCapsule_GetPointer.restype = ctypes.c_void_p
+    api.PyCapsule_GetPointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
+    address = [api.PyCapsule_GetPointer(capsule, api.PyCapsule_GetName(capsule))
+               for capsule in (cython_blas.__pyx_capi__["sgemm"],
+                               cython_blas.__pyx_capi__["sgemv"])]
+    untyped = ctypes.CFUNCTYPE(None)
+    return untyped(address[0]), untyped(address[1]), ctypes.c_int
+
+
+_sgemm, _sgemv, _blas_int = _numpy_openblas() or _scipy_blas()
+# Fortran calling convention: every argument by pointer.
+_int, _float, _char, _data = (ctypes.POINTER(_blas_int), ctypes.POINTER(ctypes.c_float),
+                              ctypes.c_char_p, ctypes.c_void_p)
+_sgemm.argtypes = [_char, _char, _int, _int, _int, _float,   # transa, transb, m, n, k, alpha
+                   _data, _int, _data, _int,                 # a, lda, b, ldb
+                   _float, _data, _int]                      # beta, c, ldc
+_sgemv.argtypes = [_char, _int, _int, _float,                # trans, m, n, alpha
+                   _data, _int, _data, _int,                 # a, lda, x, incx
+                   _float, _data, _int]                      # beta, y, incy
+_sgemm.restype = _sgemv.restype = None
+
+
+def _i(value: int):
+    return ctypes.byref(_blas_int(value))
+
+
+def _f(value: float):
+    return ctypes.byref(ctypes.c_float(value))
+
+
+def _as_fortran(m: np.ndarray, what: str) -> tuple[bytes, int]:
+    """How column-major BLAS reads the *transpose* of a float32 matrix:
+    (b"N", row stride) if its rows are contiguous (a row-major matrix is its
+    transpose in column-major), (b"T", column stride) if its columns are
+    (a transposed view, such as x.T)."""
+    if m.dtype == np.float32 and m.ndim == 2:
+        if m.strides[1] == 4 and m.strides[0] % 4 == 0:
+            return b"N", max(1, m.strides[0] // 4, m.shape[1])
+        if m.strides[0] == 4 and m.strides[1] % 4 == 0:
+            return b"T", max(1, m.strides[1] // 4, m.shape[0])
+    raise ValueError(f"gemm: {what} must be a 2-D float32 array with contiguous rows or "
+                     f"columns, got dtype {m.dtype}, shape {m.shape}, strides {m.strides}")
+
+
+def gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray, accumulate: bool = False) -> None:
+    """c = a @ b, or c += a @ b if `accumulate`; a: (m, k), b: (k, n), c: (m, n).
+
+    a and b need contiguous rows or contiguous columns, c contiguous rows;
+    any of them may be a window of a wider array. BLAS is column-major and
+    sees a row-major matrix as its transpose, so the call computes
+    c^T = b^T a^T, which is the same memory as c = a b.
+    """
+    (m, k), n = a.shape, b.shape[1]
+    if b.shape[0] != k or c.shape != (m, n):
+        raise ValueError(f"gemm: shapes {a.shape} @ {b.shape} -> {c.shape} do not fit")
+    (trans_a, lda), (trans_b, ldb) = _as_fortran(a, "a"), _as_fortran(b, "b")
+    trans_c, ldc = _as_fortran(c, "c")
+    if trans_c != b"N" or not c.flags.writeable:
+        raise ValueError("gemm: c must be writeable, with contiguous rows")
+    _sgemm(trans_b, trans_a, _i(n), _i(m), _i(k), _f(1.0), b.ctypes.data, _i(ldb),
+           a.ctypes.data, _i(lda), _f(1.0 if accumulate else 0.0), c.ctypes.data, _i(ldc))
+
+
+def gemv(a: np.ndarray, x: np.ndarray, y: np.ndarray) -> None:
+    """y = a @ x; a: (m, k) C-contiguous, x: (k,), y: (m,) contiguous.
+
+    The matrix-vector product of a fully connected layer at batch 1. It
+    reads every weight once, so it runs at memory speed; gemm with one
+    column does not get there."""
+    m, k = a.shape
+    if not (a.dtype == x.dtype == y.dtype == np.float32 and a.flags.c_contiguous
+            and x.shape == (k,) and y.shape == (m,) and x.flags.c_contiguous
+            and y.flags.c_contiguous and y.flags.writeable):
+        raise ValueError(f"gemv: need float32 a (m, k) C-contiguous, x (k,), y (m,); "
+                         f"got {a.shape} {a.dtype}, {x.shape} {x.dtype}, {y.shape} {y.dtype}")
+    # column-major BLAS sees a as a^T (k, m): y = (a^T)^T x
+    _sgemv(b"T", _i(k), _i(m), _f(1.0), a.ctypes.data, _i(max(1, k)), x.ctypes.data, _i(1),
+           _f(0.0), y.ctypes.data, _i(1))
