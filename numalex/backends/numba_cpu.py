@@ -32,12 +32,11 @@ NUMBA_THREADING_LAYER is set (see numalex/kernels/__init__.py for why).
 """
 from __future__ import annotations
 
-import operator
-
 import numpy as np
 
 from ..kernels import blas, conv, linear as linear_kernels, pointwise, pooling
-from ..shapes import ShapeError, adaptive_bins, check_pool_padding, conv_output_size
+from ..shapes import adaptive_bins
+from . import checks
 
 name = "numba"
 FUSES_RELU = True      # conv2d and linear take relu=True (see Model._plan)
@@ -72,36 +71,15 @@ def synchronize() -> None:
     """Wait for queued work (kernels return when done, so nothing to wait for)."""
 
 
-# ---- argument checks ----------------------------------------------------
-def _array(value, what: str, ndim: int, shape_text: str) -> np.ndarray:
-    """A float32 C-contiguous array with `ndim` axes, or a clear error."""
+# ---- arguments ------------------------------------------------------------
+def _float32(value, op: str, what: str) -> np.ndarray:
+    """`value` as a float32 C-contiguous array, or a clear TypeError. Shapes
+    are checked by numalex.backends.checks, the same for every backend."""
     if not isinstance(value, np.ndarray):
-        raise TypeError(f"{what} must be a NumPy array of shape {shape_text}, "
-                        f"got {type(value).__name__}")
+        raise TypeError(f"{op}: {what} must be a NumPy array, got {type(value).__name__}")
     if not np.issubdtype(value.dtype, np.floating):
-        raise TypeError(f"{what} must be floating point (float32), got dtype {value.dtype}")
-    if value.ndim != ndim:
-        raise ShapeError(f"{what} must have shape {shape_text}, got {value.shape}")
+        raise TypeError(f"{op}: {what} must be floating point (float32), got {value.dtype}")
     return np.ascontiguousarray(value, dtype=np.float32)
-
-
-def _bias(b, length: int, op: str) -> np.ndarray:
-    b = _array(b, f"{op}: bias", 1, f"({length},)")
-    if b.shape[0] != length:
-        raise ShapeError(f"{op}: bias has {b.shape[0]} values, the weight has {length} outputs")
-    return b
-
-
-def _positive_int(value, what: str) -> int:
-    if isinstance(value, bool):
-        raise TypeError(f"{what} must be an integer, got {value!r}")
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{what} must be an integer, got {value!r}") from None
-    if value < 1:
-        raise ValueError(f"{what} must be >= 1, got {value}")
-    return value
 
 
 # ---- the contract ---------------------------------------------------------
@@ -114,16 +92,9 @@ def conv2d(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=False):
     (version 5) for stride 1 at batch >= SHIFTED_MIN_BATCH, batched im2col
     (version 4) for stride 1 below that, im2row (version 6) otherwise.
     """
-    x = _array(x, "conv2d: input", 4, "(N, C, H, W)")
-    w = _array(w, "conv2d: weight", 4, "(O, C/groups, kh, kw)")
-    groups = _positive_int(groups, "conv2d: groups")
-    out_ch, c_per_group = w.shape[:2]
-    if out_ch % groups or c_per_group * groups != x.shape[1]:
-        raise ShapeError(
-            f"conv2d: input has {x.shape[1]} channels and weight {w.shape} with "
-            f"groups={groups} expects {c_per_group}*{groups} = {c_per_group * groups} "
-            f"input channels and output channels ({out_ch}) divisible by {groups}")
-    b = _bias(b, out_ch, "conv2d")
+    x, w, b = (_float32(a, "conv2d", what) for a, what in
+               ((x, "input x"), (w, "weight"), (b, "bias")))
+    checks.conv2d_shape(x.shape, w.shape, b.shape, stride, padding, groups, dilation)
     if stride != 1:
         version = conv.conv_im2row
     elif x.shape[0] >= SHIFTED_MIN_BATCH:
@@ -135,19 +106,17 @@ def conv2d(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=False):
 
 def max_pool2d(x, kernel, stride, padding=0, ceil_mode=False):
     """Max over k x k windows (padding never wins). x: (N, C, H, W) -> (N, C, Ho, Wo)."""
-    x = _array(x, "max_pool2d: input", 4, "(N, C, H, W)")
-    ho = conv_output_size(x.shape[2], kernel, stride, padding, ceil_mode=ceil_mode)
-    wo = conv_output_size(x.shape[3], kernel, stride, padding, ceil_mode=ceil_mode)
-    check_pool_padding(kernel, padding, "max_pool2d")
-    y = np.empty(x.shape[:2] + (ho, wo), dtype=np.float32)
+    x = _float32(x, "max_pool2d", "input x")
+    y = np.empty(checks.max_pool2d_shape(x.shape, kernel, stride, padding, ceil_mode),
+                 dtype=np.float32)
     pooling.max_pool2d(x, kernel, stride, padding, y)
     return y
 
 
 def adaptive_avg_pool2d(x, out_hw):
     """Average over PyTorch's adaptive bins. x: (N, C, H, W) -> (N, C, oh, ow)."""
-    x = _array(x, "adaptive_avg_pool2d: input", 4, "(N, C, H, W)")
-    oh, ow = out_hw
+    x = _float32(x, "adaptive_avg_pool2d", "input x")
+    _, _, oh, ow = checks.adaptive_avg_pool2d_shape(x.shape, out_hw)
     rows = np.array(adaptive_bins(x.shape[2], oh), dtype=np.int64)    # (oh, 2)
     cols = np.array(adaptive_bins(x.shape[3], ow), dtype=np.int64)    # (ow, 2)
     y = np.empty(x.shape[:2] + (oh, ow), dtype=np.float32)
@@ -157,8 +126,8 @@ def adaptive_avg_pool2d(x, out_hw):
 
 def lrn(x, size, alpha, beta, k):
     """Local response normalisation across channels. x: (N, C, H, W) -> same shape."""
-    x = _array(x, "lrn: input", 4, "(N, C, H, W)")
-    size = _positive_int(size, "lrn: size")
+    x = _float32(x, "lrn", "input x")
+    checks.lrn_shape(x.shape, size)
     n, c, h, w = x.shape
     y = np.empty_like(x)
     pointwise.lrn(x.reshape(n, c, h * w), size, float(alpha), float(beta), float(k),
@@ -168,9 +137,7 @@ def lrn(x, size, alpha, beta, k):
 
 def relu(x):
     """max(x, 0), elementwise, any shape."""
-    if not isinstance(x, np.ndarray):
-        raise TypeError(f"relu: input must be a NumPy array, got {type(x).__name__}")
-    x = _array(x, "relu: input", x.ndim, "any")
+    x = _float32(x, "relu", "input x")
     y = np.empty_like(x)
     pointwise.relu(x.reshape(-1), y.reshape(-1))
     return y
@@ -179,12 +146,9 @@ def relu(x):
 def linear(x, w, b, relu=False):
     """x: (N, in), w: (out, in), b: (out,) -> (N, out) = x w^T + b;
     relu=True returns max(x w^T + b, 0)."""
-    x = _array(x, "linear: input", 2, "(N, in_features)")
-    w = _array(w, "linear: weight", 2, "(out_features, in_features)")
-    if x.shape[1] != w.shape[1]:
-        raise ShapeError(f"linear: input has {x.shape[1]} features, weight {w.shape} "
-                         f"expects {w.shape[1]}")
-    b = _bias(b, w.shape[0], "linear")
+    x, w, b = (_float32(a, "linear", what) for a, what in
+               ((x, "input x"), (w, "weight"), (b, "bias")))
+    checks.linear_shape(x.shape, w.shape, b.shape)
     y = np.empty((x.shape[0], w.shape[0]), dtype=np.float32)
     if x.shape[0] in STREAMING_BATCHES:
         linear_kernels.linear_streaming(x, w, b, y)
