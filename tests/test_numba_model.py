@@ -2,7 +2,7 @@
 
 Oracles: the NumPy reference backend (an independent implementation of
 every layer) on all three variants, and PyTorch running the same weights
-through torch.nn layers for the two one-tower variants.
+through the independently written models of tests/torch_alexnets.py.
 
 Tolerance: the max-abs error relative to the max-abs of the reference
 logits must be below 1e-4 (``relative_error``). Logits are compared as a
@@ -55,40 +55,15 @@ def test_trace_shapes_match_the_formula():
     assert records[-1].output_shape == (2, 10)
 
 
-def torch_one_tower(model):
-    """The torchvision / original layout as torch.nn layers with the model's weights."""
+@pytest.mark.parametrize("variant", ["torchvision", "bvlc"])
+def test_forward_matches_torch(variant):
     torch = pytest.importorskip("torch", reason="torch is the second oracle: "
                                 "pip install numalex[oracle]")
-    nn = torch.nn
-    layers = []
-    for name, spec in model.layers:
-        kind = type(spec).__name__
-        if kind == "Conv2d":
-            layer = nn.Conv2d(spec.in_channels, spec.out_channels, spec.kernel, spec.stride,
-                              spec.padding, spec.dilation, spec.groups)
-        elif kind == "Linear":
-            layer = nn.Linear(spec.in_features, spec.out_features)
-        elif kind == "MaxPool2d":
-            layer = nn.MaxPool2d(spec.kernel, spec.stride, spec.padding,
-                                 ceil_mode=spec.ceil_mode)
-        elif kind == "AdaptiveAvgPool2d":
-            layer = nn.AdaptiveAvgPool2d(spec.out)
-        else:
-            layer = {"ReLU": nn.ReLU(), "Dropout": nn.Dropout(), "Flatten": nn.Flatten()}[kind]
-        if spec.param_shapes():
-            state = model.state_dict()
-            layer.weight.data = torch.from_numpy(state[f"{name}.weight"].copy())
-            layer.bias.data = torch.from_numpy(state[f"{name}.bias"].copy())
-        layers.append(layer)
-    return nn.Sequential(*layers).eval()
+    from torch_alexnets import TORCH_MODELS
 
-
-@pytest.mark.parametrize("variant,width", [("torchvision", 1.0), ("original", 0.25)])
-def test_forward_matches_torch(variant, width):
-    model = numalex.alexnet(variant, width=width)
-    net = torch_one_tower(model)
-    import torch
-
+    model = numalex.alexnet(variant)
+    net = TORCH_MODELS[variant]().eval()
+    net.load_state_dict({k: torch.from_numpy(v) for k, v in model.state_dict().items()})
     x = images(model, 2)
     with torch.no_grad():
         want = net(torch.from_numpy(x)).numpy()
