@@ -70,9 +70,9 @@ def _run_variant(variant, names, args) -> bool:
     print(f"   {model.num_params():,} params, input ({args.batch}, 3, {size}, {size})")
     traces, logits = {}, {}
     for name in progress(names, f"   {model.variant}"):
-        model(x[:1], backend=name)                  # warm-up: JIT, weight upload
-        traces[name] = model.trace(x, backend=name)
-        logits[name] = model(x, backend=name)
+        model.trace(x[:1], backend=name)            # warm-up: JIT, weight upload
+        traces[name] = model.trace(x, backend=name)  # every layer on its own, timed
+        logits[name] = model(x, backend=name)        # the forward pass (fused if it can)
     ok = True
     header = f"   {'layer':<14}{'type':<19}{'output shape':<22}{'formula':<10}"
     print(header + "".join(f"{n + ' ms':>11}" for n in names))
