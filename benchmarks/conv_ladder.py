@@ -10,7 +10,8 @@ printed and nothing is timed if one fails), then timed: the median of up to
 --repeats runs (fewer for a version that already took two seconds). The
 table gives ms and GFLOP/s (2 x multiply-adds / time) per layer and version,
 and which version wins each layer; "-" marks a version left out (--skip) or
-one that does not apply (shifted GEMM needs stride 1).
+one that does not apply (shifted GEMM needs stride 1; space-to-depth is
+only timed for larger strides).
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ import numpy as np
 from numalex import alexnet
 from numalex.backends import numpy_ref
 from numalex.commands.bench import markdown
-from numalex.kernels.conv import STRIDE_ONE_ONLY, VERSIONS
+from numalex.kernels.conv import STRIDE_ONE_ONLY, STRIDED_ONLY, VERSIONS
 from numalex.layers import Conv2d
 from numalex.progress import progress
 
@@ -74,7 +75,8 @@ def main(argv=None) -> int:
         macs = spec.macs(x.shape[1:]) * args.batch
         cells, best = [], (np.inf, "")
         for version, conv in VERSIONS.items():
-            if version in skip or (spec.stride != 1 and version in STRIDE_ONE_ONLY):
+            if (version in skip or (spec.stride != 1 and version in STRIDE_ONE_ONLY)
+                    or (spec.stride == 1 and version in STRIDED_ONLY)):
                 cells.append("-")
                 continue
             y = conv(x, w, b, **hyper)                     # also compiles it

@@ -161,7 +161,8 @@ def test_shifted_gemm_matches_loop_oracle(n, c, h, w, o, k, padding, groups, dil
 
 
 @pytest.mark.parametrize("version", ["3 im2col + GEMM", "4 batched im2col + GEMM",
-                                     "5 shifted GEMM", "6 im2row + GEMM"])
+                                     "5 shifted GEMM", "6 im2row + GEMM",
+                                     "7 space-to-depth + shifted GEMM"])
 def test_conv_versions_fuse_relu(version):
     x, wt, b = random((3, 4, 7, 7), 1), random((6, 2, 3, 3), 2), random((6,), 3)
     got = conv.VERSIONS[version](x, wt, b, 1, 1, 2, 1, relu=True)

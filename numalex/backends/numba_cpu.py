@@ -9,7 +9,8 @@ numalex.kernels:
                          stride 1, batch >= 8: k*k accumulating GEMMs on
                          shifted views of the padded input (version 5);
                          stride 1, smaller batches: im2col + GEMM (version 4);
-                         other strides: im2row + GEMM (version 6)
+                         other strides: space-to-depth, then the shifted
+                         GEMMs of stride 1 (version 7)
     linear               batch 2-8: a Numba kernel that streams the weights
                          once; batch 1: BLAS's matrix-vector product; larger
                          batches: BLAS's GEMM
@@ -21,9 +22,10 @@ conv2d and linear take ``relu=True`` (FUSES_RELU): the ReLU after them is
 applied in the pass that adds the bias, instead of as one more pass over
 memory (Model.forward does this by itself).
 
-Every GEMM goes through numalex.kernels.blas (SciPy's BLAS), never NumPy's
-``@``: NumPy and SciPy each bring an OpenBLAS with its own threads, and
-using both in one forward pass made it several times slower on two cores.
+Every GEMM goes through numalex.kernels.blas (NumPy's own OpenBLAS, called
+directly), never SciPy's: NumPy and SciPy each bring an OpenBLAS with its own
+threads, and using both in one forward pass made it several times slower on
+two cores.
 
 Kernels are compiled on first use and cached on disk (``cache=True``): in
 ``__pycache__`` next to the kernel sources, or under NUMBA_CACHE_DIR if set.
@@ -90,13 +92,14 @@ def conv2d(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=False):
     relu=True returns max(conv, 0). The rung of the ladder in
     numalex.kernels.conv that was fastest for AlexNet's layers: shifted GEMMs
     (version 5) for stride 1 at batch >= SHIFTED_MIN_BATCH, batched im2col
-    (version 4) for stride 1 below that, im2row (version 6) otherwise.
+    (version 4) for stride 1 below that, space-to-depth + shifted GEMMs
+    (version 7) otherwise.
     """
     x, w, b = (_float32(a, "conv2d", what) for a, what in
                ((x, "input x"), (w, "weight"), (b, "bias")))
     checks.conv2d_shape(x.shape, w.shape, b.shape, stride, padding, groups, dilation)
     if stride != 1:
-        version = conv.conv_im2row
+        version = conv.conv_space_to_depth
     elif x.shape[0] >= SHIFTED_MIN_BATCH:
         version = conv.conv_shifted_gemm
     else:

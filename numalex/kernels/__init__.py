@@ -1,8 +1,9 @@
 """Numba CPU kernels: the building blocks of the ``numba`` backend.
 
     conv.py       the convolution ladder: naive loops -> reordered loops ->
-                  im2col + GEMM -> shifted GEMMs -> im2row + GEMM, each
-                  validated and timed by benchmarks/conv_ladder.py
+                  im2col + GEMM -> shifted GEMMs -> im2row + GEMM ->
+                  space-to-depth + shifted GEMMs, each validated and timed
+                  by benchmarks/conv_ladder.py
     blas.py       the BLAS calls the backend makes (a GEMM that can add into
                   its output and read windows of bigger arrays; a GEMV)
     linear.py     small-batch fully connected layers that stream the weights
