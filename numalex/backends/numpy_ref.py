@@ -2,8 +2,8 @@
 
 Every function takes and returns NCHW float32 arrays (``(N, F)`` for
 ``linear``). No Python loop runs over pixels: windows are strided *views*
-of the input (``sliding_window_view``), and the arithmetic is one
-``tensordot`` or one reduction over those views. Read this file first; the
+of the input (``sliding_window_view``), and the arithmetic is one matrix
+product or one reduction over those views. Read this file first; the
 Numba and CUDA backends compute the same numbers faster.
 """
 from __future__ import annotations
@@ -55,22 +55,25 @@ def conv2d(x, w, b, stride=1, padding=0, groups=1, dilation=1):
     y[n, o, i, j] = b[o] + sum_{c,u,v} w[o, c, u, v] * xp[n, g*C/G + c,
                                                           i*s + u*d, j*s + v*d]
     where xp is x zero-padded by `padding` and g is the group of o.
+
+    As a matrix product (im2col): every output pixel gets a column holding
+    the C/G*k*k input values its window sees, and one matrix product with the
+    weights, viewed as (O/G, C/G*k*k), gives all outputs of a group at once,
+    already in (O, Ho*Wo) order. Copying the columns reads whole runs of
+    input rows, which is why (C, k, k) goes before (Ho, Wo).
     """
     # the formula's Ho, Wo; ShapeError for shapes that do not fit together
-    _, out_ch, ho, wo = checks.conv2d_shape(x.shape, w.shape, np.shape(b), stride, padding,
+    n, out_ch, ho, wo = checks.conv2d_shape(x.shape, w.shape, np.shape(b), stride, padding,
                                             groups, dilation)
-    c_per_group, k = w.shape[1], w.shape[2]
+    k = w.shape[2]
     xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
     win = _windows(xp, k, stride, dilation)[:, :, :ho, :wo]  # (N, C, Ho, Wo, k, k)
-    o_per_group = out_ch // groups
-    outputs = []
-    for g in range(groups):                                 # groups: 1 or 2 here
-        win_g = win[:, g * c_per_group:(g + 1) * c_per_group]
-        w_g = w[g * o_per_group:(g + 1) * o_per_group]      # (O/G, C/G, k, k)
-        # contract channel and kernel axes: (N, Ho, Wo, O/G)
-        outputs.append(np.tensordot(win_g, w_g, axes=([1, 4, 5], [1, 2, 3])))
-    y = np.concatenate(outputs, axis=3) + b                 # (N, Ho, Wo, O)
-    return np.ascontiguousarray(y.transpose(0, 3, 1, 2), dtype=np.float32)
+    # (N, C, k, k, Ho, Wo) -> columns (N, G, C/G*k*k, Ho*Wo): the one copy
+    cols = win.transpose(0, 1, 4, 5, 2, 3).reshape(n, groups, -1, ho * wo)
+    weights = w.reshape(groups, out_ch // groups, -1)       # (G, O/G, C/G*k*k)
+    y = np.matmul(weights, cols)                            # (N, G, O/G, Ho*Wo)
+    y = y.reshape(n, out_ch, ho, wo) + b[:, None, None]
+    return y.astype(np.float32, copy=False)
 
 
 def max_pool2d(x, kernel, stride, padding=0, ceil_mode=False):
