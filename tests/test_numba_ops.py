@@ -1,8 +1,8 @@
 """The numba backend, one op at a time, against brute-force loops and PyTorch.
 
-The oracles at the top are written from the definitions, one output element
-at a time, and share no code with numalex. PyTorch is a second, independent
-oracle (skipped only if torch is not installed).
+The first oracle is tests/loop_oracles.py: every op from its definition, one
+output element at a time, sharing no code with numalex. PyTorch is a second,
+independent oracle (skipped only if torch is not installed).
 
 Tolerance: float32 sums come out in a different order in every
 implementation, and the rounding error of a sum scales with the size of
@@ -11,92 +11,19 @@ two large terms). So entries must agree to rtol=1e-4, plus an absolute slack
 of 1e-5 times the largest reference value for entries produced by
 cancellation (``assert_close``).
 """
-import math
 
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import loop_oracles as loops
 from numalex import backends
 from numalex.kernels import blas, conv
 from numalex.kernels import linear as linear_kernels
 from numalex.shapes import ShapeError
 
 nb = backends.get("numba")
-
-
-# ---- naive oracles ---------------------------------------------------------
-def conv_oracle(x, w, b, stride, padding, groups, dilation):
-    n_img, c_in, h, wd = x.shape
-    out_ch, c_per_group, kh, kw = w.shape
-    ho = (h + 2 * padding - dilation * (kh - 1) - 1) // stride + 1
-    wo = (wd + 2 * padding - dilation * (kw - 1) - 1) // stride + 1
-    y = np.zeros((n_img, out_ch, ho, wo), dtype=np.float64)
-    for n in range(n_img):
-        for o in range(out_ch):
-            g = o // (out_ch // groups)
-            for i in range(ho):
-                for j in range(wo):
-                    total = float(b[o])
-                    for c in range(c_per_group):
-                        for u in range(kh):
-                            for v in range(kw):
-                                r = i * stride + u * dilation - padding
-                                q = j * stride + v * dilation - padding
-                                if 0 <= r < h and 0 <= q < wd:
-                                    total += float(w[o, c, u, v]) * float(
-                                        x[n, g * c_per_group + c, r, q])
-                    y[n, o, i, j] = total
-    return y
-
-
-def max_pool_oracle(x, kernel, stride, padding, ceil_mode):
-    h, w = x.shape[2:]
-
-    def size(n):
-        room = n + 2 * padding - kernel
-        out = (-(-room // stride) if ceil_mode else room // stride) + 1
-        if ceil_mode and (out - 1) * stride >= n + padding:
-            out -= 1
-        return out
-
-    ho, wo = size(h), size(w)
-    y = np.empty(x.shape[:2] + (ho, wo), dtype=np.float32)
-    for i in range(ho):
-        for j in range(wo):
-            rows = [r for r in range(i * stride - padding, i * stride - padding + kernel)
-                    if 0 <= r < h]
-            cols = [q for q in range(j * stride - padding, j * stride - padding + kernel)
-                    if 0 <= q < w]
-            y[:, :, i, j] = x[:, :, rows][:, :, :, cols].max(axis=(2, 3))
-    return y
-
-
-def adaptive_avg_oracle(x, out_h, out_w):
-    h, w = x.shape[2:]
-    y = np.empty(x.shape[:2] + (out_h, out_w), dtype=np.float64)
-    for i in range(out_h):
-        r0, r1 = (i * h) // out_h, math.ceil((i + 1) * h / out_h)
-        for j in range(out_w):
-            q0, q1 = (j * w) // out_w, math.ceil((j + 1) * w / out_w)
-            y[:, :, i, j] = x[:, :, r0:r1, q0:q1].astype(np.float64).mean(axis=(2, 3))
-    return y
-
-
-def lrn_oracle(x, size, alpha, beta, k):
-    y = np.empty(x.shape, dtype=np.float64)
-    channels = x.shape[1]
-    for c in range(channels):
-        lo, hi = max(0, c - size // 2), min(channels, c + (size - 1) // 2 + 1)
-        sq = (x[:, lo:hi].astype(np.float64) ** 2).sum(axis=1)
-        y[:, c] = x[:, c] / (k + alpha / size * sq) ** beta
-    return y
-
-
-def linear_oracle(x, w, b):
-    return np.array([[sum(float(a) * float(c) for a, c in zip(row, wrow)) + float(bias)
-                      for wrow, bias in zip(w, b)] for row in x])
 
 
 def assert_close(got, want):
@@ -126,7 +53,7 @@ def test_conv2d_matches_loop_oracle(n, c, h, w, o, k, stride, padding, groups, d
     x, wt, b = random((n, c, h, w), 1), random((o, c // groups, k, k), 2), random((o,), 3)
     got = nb.conv2d(x, wt, b, stride=stride, padding=padding, groups=groups,
                     dilation=dilation)
-    assert_close(got, conv_oracle(x, wt, b, stride, padding, groups, dilation))
+    assert_close(got, loops.conv2d(x, wt, b, stride, padding, groups, dilation))
 
 
 @pytest.mark.parametrize("version", conv.VERSIONS)
@@ -139,7 +66,7 @@ def test_every_conv_ladder_version_matches_loop_oracle(version, n, c, h, w, o, k
             conv.VERSIONS[version](x, wt, b, stride, padding, groups, dilation)
         return
     got = conv.VERSIONS[version](x, wt, b, stride, padding, groups, dilation)
-    assert_close(got, conv_oracle(x, wt, b, stride, padding, groups, dilation))
+    assert_close(got, loops.conv2d(x, wt, b, stride, padding, groups, dilation))
 
 
 STRIDE_ONE_CASES = [  # (N, C, H, W, O, k, padding, groups, dilation)
@@ -153,7 +80,7 @@ STRIDE_ONE_CASES = [  # (N, C, H, W, O, k, padding, groups, dilation)
 @pytest.mark.parametrize("n,c,h,w,o,k,padding,groups,dilation", STRIDE_ONE_CASES)
 def test_shifted_gemm_matches_loop_oracle(n, c, h, w, o, k, padding, groups, dilation):
     x, wt, b = random((n, c, h, w), 1), random((o, c // groups, k, k), 2), random((o,), 3)
-    want = conv_oracle(x, wt, b, 1, padding, groups, dilation)
+    want = loops.conv2d(x, wt, b, 1, padding, groups, dilation)
     assert_close(conv.conv_shifted_gemm(x, wt, b, 1, padding, groups, dilation), want)
     # a budget of one image per chunk: the chunk loop and the scratch reuse
     assert_close(conv.conv_shifted_gemm(x, wt, b, 1, padding, groups, dilation, budget=1),
@@ -166,7 +93,7 @@ def test_shifted_gemm_matches_loop_oracle(n, c, h, w, o, k, padding, groups, dil
 def test_conv_versions_fuse_relu(version):
     x, wt, b = random((3, 4, 7, 7), 1), random((6, 2, 3, 3), 2), random((6,), 3)
     got = conv.VERSIONS[version](x, wt, b, 1, 1, 2, 1, relu=True)
-    want = np.maximum(conv_oracle(x, wt, b, 1, 1, 2, 1), 0)
+    want = np.maximum(loops.conv2d(x, wt, b, 1, 1, 2, 1), 0)
     assert (want == 0).any() and (want > 0).any()
     assert_close(got, want)
 
@@ -175,13 +102,13 @@ def test_im2row_splits_a_batch_into_chunks():
     # room for one image's rows: chunks of 1 image each
     x, wt, b = random((3, 3, 11, 11), 1), random((4, 3, 5, 5), 2), random((4,), 3)
     got = conv.conv_im2row(x, wt, b, 3, 1, 1, 1, rows_budget=1)
-    assert_close(got, conv_oracle(x, wt, b, 3, 1, 1, 1))
+    assert_close(got, loops.conv2d(x, wt, b, 3, 1, 1, 1))
 
 
 @pytest.mark.parametrize("n,stride", [(1, 1), (9, 1), (9, 2)])   # versions 4, 5, 6
 def test_conv2d_relu_matches_oracle_in_every_backend_path(n, stride):
     x, wt, b = random((n, 4, 9, 9), 1), random((6, 4, 3, 3), 2), random((6,), 3)
-    want = conv_oracle(x, wt, b, stride, 1, 1, 1)
+    want = loops.conv2d(x, wt, b, stride, 1, 1, 1)
     assert_close(nb.conv2d(x, wt, b, stride, 1), want)
     assert_close(nb.conv2d(x, wt, b, stride, 1, relu=True), np.maximum(want, 0))
 
@@ -228,13 +155,13 @@ def test_batched_im2col_splits_a_batch_into_chunks():
     # chunks of 2, 2 and 1 images
     x, wt, b = random((5, 2, 6, 6), 1), random((3, 2, 3, 3), 2), random((3,), 3)
     got = conv.conv_im2col_batched(x, wt, b, 1, 0, 1, 1, cols_budget=2 * 18 * 16 * 4)
-    assert_close(got, conv_oracle(x, wt, b, 1, 0, 1, 1))
+    assert_close(got, loops.conv2d(x, wt, b, 1, 0, 1, 1))
 
 
 def test_conv2d_rectangular_kernel():
     x, wt, b = random((2, 3, 9, 8), 1), random((5, 3, 3, 2), 2), random((5,), 3)
     assert_close(nb.conv2d(x, wt, b, stride=2, padding=1),
-                 conv_oracle(x, wt, b, 2, 1, 1, 1))
+                 loops.conv2d(x, wt, b, 2, 1, 1, 1))
 
 
 @given(n=st.integers(1, 2), groups=st.integers(1, 3), c_per_group=st.integers(1, 3),
@@ -254,7 +181,7 @@ def test_conv2d_random_shapes(n, groups, c_per_group, o_per_group, k, stride, pa
     wt = random((groups * o_per_group, c_per_group, k, k), seed + 1)
     b = random((groups * o_per_group,), seed + 2)
     got = nb.conv2d(x, wt, b, stride, padding, groups, dilation)
-    assert_close(got, conv_oracle(x, wt, b, stride, padding, groups, dilation))
+    assert_close(got, loops.conv2d(x, wt, b, stride, padding, groups, dilation))
 
 
 # ---- pooling, LRN, ReLU, linear -----------------------------------------------
@@ -268,14 +195,14 @@ def test_conv2d_random_shapes(n, groups, c_per_group, o_per_group, k, stride, pa
 def test_max_pool2d_matches_loop_oracle(shape, kernel, stride, padding, ceil_mode):
     x = random(shape, 4)
     assert_close(nb.max_pool2d(x, kernel, stride, padding, ceil_mode),
-                 max_pool_oracle(x, kernel, stride, padding, ceil_mode))
+                 loops.max_pool2d(x, kernel, stride, padding, ceil_mode))
 
 
 def test_max_pool2d_propagates_nan_like_numpy():
     x = random((1, 2, 7, 7), 4)
     x[0, 0, 3, 4] = np.nan
     got = nb.max_pool2d(x, 3, 2, 1, True)
-    np.testing.assert_array_equal(got, max_pool_oracle(x, 3, 2, 1, True))   # NaN == NaN here
+    np.testing.assert_array_equal(got, loops.max_pool2d(x, 3, 2, 1, True))   # NaN == NaN here
     assert np.isnan(got).sum() == 2        # windows (1, 2) and (2, 2) hold the NaN
 
 
@@ -287,20 +214,20 @@ def test_max_pool2d_random_shapes(h, w, kernel, stride, data, ceil_mode):
         return
     x = random((2, 2, h, w), h * 13 + w)
     assert_close(nb.max_pool2d(x, kernel, stride, padding, ceil_mode),
-                 max_pool_oracle(x, kernel, stride, padding, ceil_mode))
+                 loops.max_pool2d(x, kernel, stride, padding, ceil_mode))
 
 
 @pytest.mark.parametrize("shape,out_hw", [((2, 3, 13, 13), (6, 6)), ((1, 2, 6, 6), (6, 6)),
                                           ((1, 2, 5, 11), (3, 4)), ((1, 1, 2, 3), (5, 7))])
 def test_adaptive_avg_pool2d_matches_loop_oracle(shape, out_hw):
     x = random(shape, 5)
-    assert_close(nb.adaptive_avg_pool2d(x, out_hw), adaptive_avg_oracle(x, *out_hw))
+    assert_close(nb.adaptive_avg_pool2d(x, out_hw), loops.adaptive_avg_pool2d(x, *out_hw))
 
 
 @pytest.mark.parametrize("channels,size", [(7, 5), (3, 5), (6, 4), (1, 1)])
 def test_lrn_matches_loop_oracle(channels, size):
     x = random((2, channels, 5, 4), 6) * 10
-    assert_close(nb.lrn(x, size, 1e-2, 0.75, 2.0), lrn_oracle(x, size, 1e-2, 0.75, 2.0))
+    assert_close(nb.lrn(x, size, 1e-2, 0.75, 2.0), loops.lrn(x, size, 1e-2, 0.75, 2.0))
 
 
 def test_relu_matches_definition():
@@ -314,7 +241,7 @@ def test_relu_matches_definition():
 @pytest.mark.parametrize("batch", [1, 2, 3, 8, 9, 20])  # BLAS, streaming kernel, BLAS
 def test_linear_matches_loop_oracle(batch):
     x, w, b = random((batch, 37), 8), random((11, 37), 9), random((11,), 10)
-    want = linear_oracle(x, w, b)
+    want = loops.linear(x, w, b)
     assert_close(nb.linear(x, w, b), want)
     assert_close(nb.linear(x, w, b, relu=True), np.maximum(want, 0))
 
@@ -325,7 +252,7 @@ def test_streaming_kernel_edges(batch, out):
     x, w, b = random((batch, 19), 8), random((out, 19), 9), random((out,), 10)
     y = np.full((batch, out), np.nan, dtype=np.float32)
     linear_kernels.linear_streaming(x, w, b, y)
-    assert_close(y, linear_oracle(x, w, b))
+    assert_close(y, loops.linear(x, w, b))
 
 
 # ---- bad input gets a clear error -----------------------------------------------
@@ -366,7 +293,7 @@ def test_wrong_types_and_ranks():
 def test_non_contiguous_and_float64_inputs_are_accepted():
     x = random((2, 3, 12, 10), 11)[:, :, ::2]                  # a strided view
     w, b = random((4, 3, 3, 3), 12).astype(np.float64), random((4,), 13)
-    assert_close(nb.conv2d(x, w, b, 1, 1), conv_oracle(x, w, b, 1, 1, 1, 1))
+    assert_close(nb.conv2d(x, w, b, 1, 1), loops.conv2d(x, w, b, 1, 1, 1, 1))
 
 
 # ---- PyTorch as a second oracle ------------------------------------------------------

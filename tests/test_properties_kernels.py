@@ -12,6 +12,7 @@ The CUDA simulator runs every GPU thread in Python (about 0.1 ms each), so
 the cuda backend gets fewer and smaller cases (see `budget`).
 """
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -148,33 +149,40 @@ def test_invalid_pools_are_refused_with_the_arithmetic(name):
 
 # ---- values: every backend equals the NumPy reference ---------------------------
 
+@dataclass(frozen=True)
+class LrnCase:
+    """One lrn call on x (batch, channels, height, width), like numalex.testing's cases."""
+
+    input_shape: tuple
+    size: int
+    alpha: float
+    beta: float
+    k: float
+
+    def arrays(self, seed=0):
+        return (np.random.default_rng(seed).standard_normal(self.input_shape)
+                .astype(np.float32) * 4,)
+
+    @property
+    def kwargs(self):
+        return {"size": self.size, "alpha": self.alpha, "beta": self.beta, "k": self.k}
+
+
 @st.composite
 def lrn_cases(draw, max_size=8, max_channels=8, max_batch=2):
-    """(x, size, alpha, beta, k) for local response normalisation."""
     shape = (draw(st.integers(1, max_batch)), draw(st.integers(1, max_channels)),
              draw(st.integers(1, max_size)), draw(st.integers(1, max_size)))
-    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32) * 4
-    return (x, draw(st.integers(1, 7)), draw(st.floats(1e-4, 1.0)),
-            draw(st.floats(0.5, 1.0)), draw(st.floats(0.5, 2.0)))
-
-
-def lrn_on(be, case):
-    x, size, alpha, beta, k = case
-    return be.to_numpy(be.lrn(be.to_backend(x), size, alpha, beta, k))
+    return LrnCase(shape, draw(st.integers(1, 7)), draw(st.floats(1e-4, 1.0)),
+                   draw(st.floats(0.5, 1.0)), draw(st.floats(0.5, 2.0)))
 
 
 @pytest.mark.parametrize("op, strategy", [("conv2d", conv_cases), ("max_pool2d", pool_cases),
-                                          ("adaptive_avg_pool2d", adaptive_pool_cases)])
+                                          ("adaptive_avg_pool2d", adaptive_pool_cases),
+                                          ("lrn", lrn_cases)])
 @pytest.mark.parametrize("name", FAST_BACKENDS)
 def test_values_equal_the_numpy_reference(name, op, strategy):
     be, ref = backends.get(name), backends.get("numpy")
     check_property(name, strategy, lambda case: close(run(be, op, case), run(ref, op, case)))
-
-
-@pytest.mark.parametrize("name", FAST_BACKENDS)
-def test_lrn_equals_the_numpy_reference(name):
-    be, ref = backends.get(name), backends.get("numpy")
-    check_property(name, lrn_cases, lambda case: close(lrn_on(be, case), lrn_on(ref, case)))
 
 
 # ---- values and acceptance: every backend equals PyTorch -------------------------
@@ -194,9 +202,14 @@ def torch_adaptive_avg_pool2d(case):
     return F.adaptive_avg_pool2d(torch.from_numpy(case.arrays()[0]), case.out_hw).numpy()
 
 
+def torch_lrn(case):
+    return F.local_response_norm(torch.from_numpy(case.arrays()[0]), **case.kwargs).numpy()
+
+
 TORCH_OPS = {"conv2d": (conv_cases, torch_conv2d),
              "max_pool2d": (pool_cases, torch_max_pool2d),
-             "adaptive_avg_pool2d": (adaptive_pool_cases, torch_adaptive_avg_pool2d)}
+             "adaptive_avg_pool2d": (adaptive_pool_cases, torch_adaptive_avg_pool2d),
+             "lrn": (lrn_cases, torch_lrn)}
 
 
 @needs_torch
@@ -206,19 +219,6 @@ def test_values_equal_pytorch(name, op):
     be = backends.get(name)
     strategy, oracle = TORCH_OPS[op]
     check_property(name, strategy, lambda case: close(run(be, op, case), oracle(case)))
-
-
-@needs_torch
-@pytest.mark.parametrize("name", BACKENDS)
-def test_lrn_equals_pytorch(name):
-    be = backends.get(name)
-
-    def check(case):
-        x, size, alpha, beta, k = case
-        expected = F.local_response_norm(torch.from_numpy(x), size, alpha, beta, k).numpy()
-        close(lrn_on(be, case), expected)
-
-    check_property(name, lrn_cases, check)
 
 
 def outcome(call, refusal):
