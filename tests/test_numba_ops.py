@@ -74,6 +74,8 @@ STRIDE_ONE_CASES = [  # (N, C, H, W, O, k, padding, groups, dilation)
     (2, 3, 6, 6, 5, 3, 2, 1, 2),           # dilation: the shift is u*d*Wp + v*d
     (1, 2, 5, 5, 3, 5, 0, 1, 1),           # no padding, one output pixel
     (2, 6, 8, 5, 6, 1, 0, 3, 1),           # 1x1 kernel: one tap, no accumulation
+    (3, 2, 4, 6, 3, 1, 2, 1, 1),           # padding wider than the kernel: output > H + p
+    (2, 3, 5, 4, 4, 3, 3, 1, 1),           # p=3 with a 3x3 kernel: rows of zeros only
 ]
 
 
