@@ -342,21 +342,41 @@ def conv_shifted_gemm(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=F
     """
     if stride != 1:
         raise ValueError(f"conv_shifted_gemm needs stride 1, got {stride}")
-    n_img, c_in, h, wd = x.shape
-    out_ch, c_per_group, kh, kw = w.shape
-    o_per_group = out_ch // groups
-    y = _empty_output(x, w, stride, padding, dilation)
-    ho, wo = y.shape[2:]
+    h, wd = x.shape[2:]
+    kh, kw = w.shape[2:]
+    ho, wo = output_hw(x, w, stride, padding, dilation)
     # A row: p zeros, then the image's W pixels; its right padding is the
     # next row's p zeros. A frame: p zero rows, then the image's H rows; its
     # bottom padding is the next frame's zero rows. Both at least as long
     # as the output, for padding wider than the kernel (1x1, p=1).
     wp = max(wd + padding, wo)
     frame_rows = max(h + padding, ho)
-    frame = frame_rows * wp
     # past the last frame: its bottom padding, and what the shifted views of
     # its last (junk) positions read
     tail = max(padding * wp, (kh - 1) * dilation * wp + (kw - 1) * dilation)
+
+    def fill(images, frames):
+        pad_into_frames(images, padding, frame_rows, wp, frames)
+
+    return shifted_gemms(x, fill, w, b, groups, dilation, relu, (ho, wo),
+                         (frame_rows, wp, tail), budget)
+
+
+def shifted_gemms(x, fill, w, b, groups, dilation, relu, out_hw, layout, budget):
+    """The chunk loop of versions 5 and 7: lay out a chunk of images as
+    frames, run the k*k accumulating GEMMs, crop to NCHW.
+
+    x: (N, ...) the images; fill(images, frames) writes a chunk of them into
+    frames: (C, n*F + tail), zeros included, C = w.shape[1] * groups;
+    w: (O, Cg, kh, kw) the stride-1 kernel the frames are convolved with;
+    out_hw: (Ho, Wo); layout: (frame_rows, Wp, tail), F = frame_rows * Wp.
+    """
+    out_ch, c_per_group, kh, kw = w.shape
+    c_in, o_per_group = c_per_group * groups, out_ch // groups
+    frame_rows, wp, tail = layout
+    frame = frame_rows * wp
+    n_img = x.shape[0]
+    y = np.empty((n_img, out_ch) + tuple(out_hw), dtype=np.float32)
     taps = np.ascontiguousarray(w.transpose(2, 3, 0, 1))      # (kh, kw, O, Cg)
     fits = max(1, budget // ((c_in + out_ch) * frame * 4))     # images per chunk, at most
     chunk = -(-n_img // -(-n_img // fits))                     # equal chunks
@@ -366,7 +386,7 @@ def conv_shifted_gemm(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=F
         n = min(n_img, start + chunk) - start
         positions = n * frame
         frames = frames_all[:c_in * (positions + tail)].reshape(c_in, positions + tail)
-        pad_into_frames(x[start:start + n], padding, frame_rows, wp, frames)
+        fill(x[start:start + n], frames)
         z = z_all[:out_ch * positions].reshape(out_ch, positions)   # (O, n*F)
         for g in range(groups):
             z_g = z[g * o_per_group:(g + 1) * o_per_group]
@@ -379,7 +399,6 @@ def conv_shifted_gemm(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=F
                               accumulate=(u, v) != (0, 0))
         crop_frames(z, b, relu, frame_rows, wp, y[start:start + n])
     return y
-
 
 
 # ---- 6. im2row + GEMM, pixels as rows ----------------------------------------
@@ -511,8 +530,9 @@ def conv_space_to_depth(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu
 
     Why it is fast: no im2row (which writes the input about 7 times over)
     and no transposing pass to NCHW; the work is nine big GEMMs (of depth 48
-    for conv1) on views of one copy of the input. On conv1 at batch 32 it
-    took 47 ms against im2row's 58 (fewer images per chunk were slower).
+    for conv1) on views of one copy of the input, and that copy is written
+    straight in version 5's frame layout. On conv1 at batch 32 it took 47 ms
+    against im2row's 58 (fewer images per chunk were slower).
     """
     n_img, c_in = x.shape[:2]
     out_ch, c_per_group, kh, kw = w.shape
@@ -520,15 +540,27 @@ def conv_space_to_depth(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu
     span_h, span_w = (kh - 1) * dilation + 1, (kw - 1) * dilation + 1
     taps_h, taps_w = -(-span_h // stride), -(-span_w // stride)   # kernel size in blocks
     blocks_h, blocks_w = ho + taps_h - 1, wo + taps_w - 1        # blocks the outputs read
-    folded = np.empty((n_img, c_in * stride * stride, blocks_h, blocks_w), dtype=np.float32)
-    space_to_depth(x, stride, padding, blocks_h, blocks_w, folded)
     w_spread = np.zeros((out_ch, c_per_group, taps_h * stride, taps_w * stride),
                         dtype=np.float32)
     w_spread[:, :, :span_h:dilation, :span_w:dilation] = w
     w_folded = np.empty((out_ch, c_per_group * stride * stride, taps_h, taps_w),
                         dtype=np.float32)
     space_to_depth(w_spread, stride, 0, taps_h, taps_w, w_folded)
-    return conv_shifted_gemm(folded, w_folded, b, 1, 0, groups, 1, relu)
+    channels, frame = c_in * stride * stride, blocks_h * blocks_w
+
+    def fill(images, frames):
+        """Space-to-depth straight into version 5's frames (C*s*s, n*F + tail):
+        the folded images need no padding, so each frame is one folded
+        image and no second copy is made."""
+        n = images.shape[0]
+        folded = frames[:, :n * frame].reshape(channels, n, blocks_h, blocks_w)
+        space_to_depth(images, stride, padding, blocks_h, blocks_w,
+                       folded.transpose(1, 0, 2, 3))          # viewed as (n, C*s*s, bh, bw)
+        frames[:, n * frame:] = 0.0                           # the tail the last junk reads
+
+    tail = (taps_h - 1) * blocks_w + taps_w - 1
+    return shifted_gemms(x, fill, w_folded, b, groups, 1, relu, (ho, wo),
+                         (blocks_h, blocks_w, tail), COLS_BUDGET_BYTES)
 
 
 # The ladder, in order, for the benchmark and the tests.
