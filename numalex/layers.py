@@ -29,7 +29,7 @@ class Layer:
     """Shared defaults: no parameters, shape unchanged, no multiply-adds."""
 
     # Conv2d and Linear can absorb a following ReLU on backends that fuse
-    # (the backend module sets FUSES_RELU and takes relu=True).
+    # (the backend module sets FUSES_RELU and takes relu=True); see Model._plan.
     fuses_relu = False
 
     def out_shape(self, in_shape: tuple, name: str = "") -> tuple:
@@ -102,8 +102,9 @@ class Conv2d(Layer):
 
     fuses_relu = True
 
-    def forward(self, be, x, params, relu=False):
-        fused = {"relu": True} if relu else {}
+    def forward(self, be, x, params, **fused):
+        """fused: what Model._plan folded into this call on a backend that
+        fuses: relu=True (FUSES_RELU), pool=MaxPool2d.fused_args() (FUSES_POOL)."""
         return be.conv2d(x, params["weight"], params["bias"], stride=self.stride,
                          padding=self.padding, groups=self.groups, dilation=self.dilation,
                          **fused)
@@ -141,7 +142,12 @@ class MaxPool2d(Layer):
         return (self.kernel, self.stride)
 
     def forward(self, be, x, params):
-        return be.max_pool2d(x, self.kernel, self.stride, self.padding, self.ceil_mode)
+        return be.max_pool2d(x, *self.fused_args())
+
+    def fused_args(self) -> tuple:
+        """(kernel, stride, padding, ceil_mode): max_pool2d's arguments, and
+        conv2d's pool= on a backend that fuses pooling (FUSES_POOL)."""
+        return (self.kernel, self.stride, self.padding, self.ceil_mode)
 
 
 @dataclass(frozen=True)
@@ -237,6 +243,6 @@ class Linear(Layer):
 
     fuses_relu = True
 
-    def forward(self, be, x, params, relu=False):
-        fused = {"relu": True} if relu else {}
+    def forward(self, be, x, params, **fused):
+        """fused: relu=True on a backend that fuses it (FUSES_RELU)."""
         return be.linear(x, params["weight"], params["bias"], **fused)

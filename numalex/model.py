@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import backends
-from .layers import ReLU
+from .layers import Conv2d, MaxPool2d, ReLU
 from .shapes import ShapeError
 
 
@@ -178,19 +178,28 @@ class Model:
 
     # ---- running ------------------------------------------------------------
     def _plan(self, backend) -> list[tuple]:
-        """(spec, params, relu) steps for a forward pass. On a backend that
+        """(spec, params, fused) steps for a forward pass; `fused` holds the
+        keyword arguments for the layers a step absorbs. On a backend that
         fuses (FUSES_RELU), a Conv2d or Linear absorbs the ReLU after it:
-        one kernel, one pass over memory, instead of two."""
-        fuse = getattr(backend, "FUSES_RELU", False)
+        one kernel, one pass over memory, instead of two. On one that also
+        sets FUSES_POOL, a Conv2d + ReLU absorbs the MaxPool2d after them
+        too (pool=(kernel, stride, padding, ceil_mode)): the full-size
+        convolution output is then never written."""
+        fuse_relu = getattr(backend, "FUSES_RELU", False)
+        fuse_pool = getattr(backend, "FUSES_POOL", False)
         specs = [spec for _, spec in self.layers]
-        steps, absorbed = [], False
-        for i, (spec, params) in enumerate(zip(specs, self._layer_params(backend))):
-            if absorbed:                             # this ReLU ran inside the previous step
-                absorbed = False
-                continue
-            absorbed = (fuse and spec.fuses_relu and i + 1 < len(specs)
-                        and isinstance(specs[i + 1], ReLU))
-            steps.append((spec, params, absorbed))
+        params = self._layer_params(backend)
+        steps, i = [], 0
+        while i < len(specs):
+            spec, layer_params, fused = specs[i], params[i], {}
+            i += 1
+            if fuse_relu and spec.fuses_relu and _next_is(specs, i, ReLU):
+                fused["relu"] = True
+                i += 1
+                if fuse_pool and isinstance(spec, Conv2d) and _next_is(specs, i, MaxPool2d):
+                    fused["pool"] = specs[i].fused_args()
+                    i += 1
+            steps.append((spec, layer_params, fused))
         return steps
 
     def forward(self, x, backend: str = "numpy") -> np.ndarray:
@@ -199,8 +208,8 @@ class Model:
         self.expected_shapes(x.shape[1:])
         be = backends.get(backend)
         h = be.to_backend(x)
-        for spec, params, relu in self._plan(be):
-            h = spec.forward(be, h, params, relu=True) if relu else spec.forward(be, h, params)
+        for spec, params, fused in self._plan(be):
+            h = spec.forward(be, h, params, **fused)
         return be.to_numpy(h)
 
     __call__ = forward
@@ -229,6 +238,10 @@ class Model:
     def __repr__(self) -> str:
         return (f"Model({self.variant!r}, input {self.input_size}x{self.input_size}, "
                 f"{self.num_classes} classes, {self.num_params():,} params)")
+
+
+def _next_is(specs: list, i: int, kind: type) -> bool:
+    return i < len(specs) and isinstance(specs[i], kind)
 
 
 def _wall_clock(backend):

@@ -149,3 +149,48 @@ def test_a_fusing_backend_gets_each_relu_folded_into_the_layer_before(monkeypatc
     assert calls.count(("conv2d", True)) == 5
     assert calls.count(("linear", True)) == 2 and calls.count(("linear", False)) == 1
     assert ("relu", False) not in calls
+
+
+def test_a_pool_fusing_backend_gets_conv_relu_pool_as_one_call(monkeypatch):
+    """A backend with FUSES_RELU and FUSES_POOL receives conv2d(relu=True,
+    pool=(kernel, stride, padding, ceil_mode)) for every Conv2d -> ReLU ->
+    MaxPool2d, and no separate max_pool2d for those; the logits do not change.
+    bvlc has LRN between ReLU and pool in conv1 and conv2, so only conv5 folds."""
+    from types import SimpleNamespace
+
+    from numalex.backends import numpy_ref
+
+    calls = []
+
+    def conv2d(*args, relu=False, pool=None, **kwargs):
+        calls.append(("conv2d", relu, pool))
+        y = numpy_ref.conv2d(*args, **kwargs)
+        y = numpy_ref.relu(y) if relu else y
+        return numpy_ref.max_pool2d(y, *pool) if pool else y
+
+    def max_pool2d(*args):
+        calls.append(("max_pool2d",) + args[1:])
+        return numpy_ref.max_pool2d(*args)
+
+    fake = SimpleNamespace(**{k: getattr(numpy_ref, k) for k in dir(numpy_ref)
+                              if not k.startswith("_")})
+    fake.name, fake.FUSES_RELU, fake.FUSES_POOL = "pool-fusing", True, True
+    fake.conv2d, fake.max_pool2d = conv2d, max_pool2d
+    fake.linear = lambda *args, relu=False: (numpy_ref.relu(numpy_ref.linear(*args)) if relu
+                                             else numpy_ref.linear(*args))
+    for variant, size, fused_pools in (("torchvision", 64, 3), ("bvlc", 67, 1)):
+        calls.clear()
+        model = small(variant, input_size=size) if variant == "bvlc" else small(variant)
+        x = np.random.default_rng(3).standard_normal((2, 3, size, size), dtype=np.float32)
+        expected = model(x)
+        with monkeypatch.context() as patch:
+            patch.setattr(numalex.backends, "get", lambda name: fake)
+            np.testing.assert_allclose(model(x, backend="pool-fusing"), expected,
+                                       rtol=1e-6, atol=1e-6)
+        pools = [spec.fused_args() for _, spec in model.layers
+                 if type(spec).__name__ == "MaxPool2d"]
+        fused = [pool for op, relu, *rest in calls if op == "conv2d" and rest[0]
+                 for pool in rest]
+        separate = [tuple(call[1:]) for call in calls if call[0] == "max_pool2d"]
+        assert len(fused) == fused_pools and len(fused) + len(separate) == len(pools)
+        assert sorted(fused + separate) == sorted(pools)

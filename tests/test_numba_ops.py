@@ -14,14 +14,16 @@ cancellation (``assert_close``).
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import loop_oracles as loops
 from numalex import backends
+from numalex.backends import checks
 from numalex.kernels import blas, conv
 from numalex.kernels import linear as linear_kernels
 from numalex.shapes import ShapeError
+from numalex.testing import conv_cases
 
 nb = backends.get("numba")
 
@@ -87,6 +89,40 @@ def test_shifted_gemm_matches_loop_oracle(n, c, h, w, o, k, padding, groups, dil
     # a budget of one image per chunk: the chunk loop and the scratch reuse
     assert_close(conv.conv_shifted_gemm(x, wt, b, 1, padding, groups, dilation, budget=1),
                  want)
+
+
+@st.composite
+def conv_relu_pool_calls(draw):
+    """A valid conv2d call and a max pool valid on its output, at batches on
+    both sides of SHIFTED_MIN_BATCH (im2col + a separate pool below it,
+    the GEMM-fused pool from it on)."""
+    case = draw(conv_cases(max_size=16, max_batch=nb.SHIFTED_MIN_BATCH + 2))
+    kernel = draw(st.integers(1, 3))
+    pool = (kernel, draw(st.integers(1, 3)), draw(st.integers(0, kernel // 2)),
+            draw(st.booleans()))
+    try:
+        checks.max_pool2d_shape(case.expected_shape, *pool)
+    except ShapeError:
+        assume(False)
+    return case, pool
+
+
+@given(conv_relu_pool_calls())
+def test_conv2d_with_pool_equals_conv_relu_then_pool(call):
+    case, pool = call
+    x, w, b = case.arrays()
+    got = nb.conv2d(x, w, b, **case.kwargs, relu=True, pool=pool)
+    ref = backends.get("numpy")
+    want = ref.max_pool2d(ref.relu(ref.conv2d(x, w, b, **case.kwargs)), *pool)
+    assert_close(got, want)
+
+
+def test_conv2d_pool_is_checked_like_max_pool2d():
+    x, w, b = random((8, 2, 6, 6)), random((3, 2, 3, 3), 1), random((3,), 2)
+    with pytest.raises(ShapeError, match="too small"):
+        nb.conv2d(x, w, b, relu=True, pool=(5, 1, 0, False))      # 4x4 output, 5x5 window
+    with pytest.raises(ValueError, match="padding"):
+        nb.conv2d(x, w, b, relu=True, pool=(2, 2, 2, False))
 
 
 @pytest.mark.parametrize("version", ["3 im2col + GEMM", "4 batched im2col + GEMM",

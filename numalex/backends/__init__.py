@@ -15,7 +15,10 @@ them, e.g. uploaded once to a GPU) and ``synchronize()`` (for timings).
 
 A backend may fuse behind the contract: one that sets ``FUSES_RELU = True``
 also accepts ``relu=True`` on ``conv2d`` and ``linear``, and Model.forward
-then folds each ReLU into the layer before it (``trace`` never fuses).
+then folds each ReLU into the layer before it; one that also sets
+``FUSES_POOL = True`` accepts ``pool=(kernel, stride, padding, ceil_mode)``
+on ``conv2d`` (a max pool after the ReLU), and Model.forward folds each
+Conv2d -> ReLU -> MaxPool2d into one call (``trace`` never fuses).
 A backend with its own clock exports ``timed(fn, *args) -> (result,
 seconds)`` for ``trace`` (CUDA events); others are timed by the host clock.
 

@@ -20,7 +20,9 @@ numalex.kernels:
 
 conv2d and linear take ``relu=True`` (FUSES_RELU): the ReLU after them is
 applied in the pass that adds the bias, instead of as one more pass over
-memory (Model.forward does this by itself).
+memory. conv2d also takes ``pool=`` (FUSES_POOL): a max pool after the
+ReLU is taken straight from the GEMM's output, so the full-size
+convolution is never written (Model.forward does both by itself).
 
 Every GEMM goes through numalex.kernels.blas (NumPy's own OpenBLAS, called
 directly), never SciPy's: NumPy and SciPy each bring an OpenBLAS with its own
@@ -42,6 +44,7 @@ from . import checks
 
 name = "numba"
 FUSES_RELU = True      # conv2d and linear take relu=True (see Model._plan)
+FUSES_POOL = True      # conv2d takes pool=(kernel, stride, padding, ceil_mode)
 
 # Stride-1 convolutions of at least this many images use the shifted GEMMs;
 # smaller batches give them too few columns per GEMM (at batch 1 they were
@@ -85,26 +88,29 @@ def _float32(value, op: str, what: str) -> np.ndarray:
 
 
 # ---- the contract ---------------------------------------------------------
-def conv2d(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=False):
+def conv2d(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=False, pool=None):
     """Cross-correlation, as PyTorch and Caffe define convolution.
 
     x: (N, C, H, W), w: (O, C/groups, kh, kw), b: (O,) -> (N, O, Ho, Wo);
-    relu=True returns max(conv, 0). The rung of the ladder in
-    numalex.kernels.conv that was fastest for AlexNet's layers: shifted GEMMs
-    (version 5) for stride 1 at batch >= SHIFTED_MIN_BATCH, batched im2col
-    (version 4) for stride 1 below that, space-to-depth + shifted GEMMs
-    (version 7) otherwise.
+    relu=True returns max(conv, 0); pool=(kernel, stride, padding,
+    ceil_mode) returns max_pool2d(that, *pool) (FUSES_POOL). The rung of the
+    ladder in numalex.kernels.conv that was fastest for AlexNet's layers:
+    shifted GEMMs (version 5) for stride 1 at batch >= SHIFTED_MIN_BATCH,
+    batched im2col (version 4) for stride 1 below that, space-to-depth +
+    shifted GEMMs (version 7) otherwise. Versions 5 and 7 pool straight from
+    their GEMM's output; below SHIFTED_MIN_BATCH the pool is a second call.
     """
     x, w, b = (_float32(a, "conv2d", what) for a, what in
                ((x, "input x"), (w, "weight"), (b, "bias")))
-    checks.conv2d_shape(x.shape, w.shape, b.shape, stride, padding, groups, dilation)
-    if stride != 1:
-        version = conv.conv_space_to_depth
-    elif x.shape[0] >= SHIFTED_MIN_BATCH:
-        version = conv.conv_shifted_gemm
-    else:
-        version = conv.conv_im2col_batched
-    return version(x, w, b, stride, padding, groups, dilation, relu)
+    out_shape = checks.conv2d_shape(x.shape, w.shape, b.shape, stride, padding, groups,
+                                    dilation)
+    if pool is not None:
+        checks.max_pool2d_shape(out_shape, *pool)
+    if stride == 1 and x.shape[0] < SHIFTED_MIN_BATCH:
+        y = conv.conv_im2col_batched(x, w, b, stride, padding, groups, dilation, relu)
+        return y if pool is None else max_pool2d(y, *pool)
+    version = conv.conv_shifted_gemm if stride == 1 else conv.conv_space_to_depth
+    return version(x, w, b, stride, padding, groups, dilation, relu, pool=pool)
 
 
 def max_pool2d(x, kernel, stride, padding=0, ceil_mode=False):

@@ -47,7 +47,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..shapes import conv_output_size
-from . import blas
+from . import blas, pooling
 
 # Columns of at most this many bytes are built at once (batched im2col). Few
 # big GEMMs beat many small ones, most of all when other processes share the
@@ -312,7 +312,7 @@ def crop_frames(z, b, relu, frame_rows, wp, y):
 
 
 def conv_shifted_gemm(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=False,
-                      budget=COLS_BUDGET_BYTES):
+                      budget=COLS_BUDGET_BYTES, pool=None):
     """Version 5 (stride 1 only): k*k GEMMs on shifted views, no im2col.
 
     Pad each image once to Hp x Wp and flatten it: pixel (r, q) sits at
@@ -339,6 +339,9 @@ def conv_shifted_gemm(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=F
     Why it is fast: the input is copied once (padding) instead of k*k times
     (im2col writes 9x or 25x the input), and every GEMM reads the padded
     input in place (blas.gemm, accumulating).
+
+    pool=(kernel, stride, padding, ceil_mode) max-pools the result (after
+    the ReLU) in the same pass that crops it; see shifted_gemms.
     """
     if stride != 1:
         raise ValueError(f"conv_shifted_gemm needs stride 1, got {stride}")
@@ -359,24 +362,32 @@ def conv_shifted_gemm(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=F
         pad_into_frames(images, padding, frame_rows, wp, frames)
 
     return shifted_gemms(x, fill, w, b, groups, dilation, relu, (ho, wo),
-                         (frame_rows, wp, tail), budget)
+                         (frame_rows, wp, tail), budget, pool)
 
 
-def shifted_gemms(x, fill, w, b, groups, dilation, relu, out_hw, layout, budget):
+def shifted_gemms(x, fill, w, b, groups, dilation, relu, out_hw, layout, budget,
+                  pool=None):
     """The chunk loop of versions 5 and 7: lay out a chunk of images as
-    frames, run the k*k accumulating GEMMs, crop to NCHW.
+    frames, run the k*k accumulating GEMMs, crop to NCHW (or max-pool).
 
     x: (N, ...) the images; fill(images, frames) writes a chunk of them into
     frames: (C, n*F + tail), zeros included, C = w.shape[1] * groups;
     w: (O, Cg, kh, kw) the stride-1 kernel the frames are convolved with;
     out_hw: (Ho, Wo); layout: (frame_rows, Wp, tail), F = frame_rows * Wp.
+    pool: None, or (kernel, stride, padding, ceil_mode) of a max pool that
+    follows (after the ReLU, if any): then the GEMMs write pixel-major,
+    (n*F, O) instead of (O, n*F) (the same products, as fast), and
+    pooling.max_pool_pixels_major pools that straight into y: the
+    convolution's full-size output is never written.
     """
     out_ch, c_per_group, kh, kw = w.shape
-    c_in, o_per_group = c_per_group * groups, out_ch // groups
+    c_in = c_per_group * groups
     frame_rows, wp, tail = layout
     frame = frame_rows * wp
     n_img = x.shape[0]
-    y = np.empty((n_img, out_ch) + tuple(out_hw), dtype=np.float32)
+    y_hw = out_hw if pool is None else tuple(
+        conv_output_size(n, pool[0], pool[1], pool[2], ceil_mode=pool[3]) for n in out_hw)
+    y = np.empty((n_img, out_ch) + tuple(y_hw), dtype=np.float32)
     taps = np.ascontiguousarray(w.transpose(2, 3, 0, 1))      # (kh, kw, O, Cg)
     fits = max(1, budget // ((c_in + out_ch) * frame * 4))     # images per chunk, at most
     chunk = -(-n_img // -(-n_img // fits))                     # equal chunks
@@ -387,18 +398,41 @@ def shifted_gemms(x, fill, w, b, groups, dilation, relu, out_hw, layout, budget)
         positions = n * frame
         frames = frames_all[:c_in * (positions + tail)].reshape(c_in, positions + tail)
         fill(x[start:start + n], frames)
-        z = z_all[:out_ch * positions].reshape(out_ch, positions)   # (O, n*F)
-        for g in range(groups):
-            z_g = z[g * o_per_group:(g + 1) * o_per_group]
-            frames_g = frames[g * c_per_group:(g + 1) * c_per_group]
-            for u in range(kh):
-                for v in range(kw):
-                    off = u * dilation * wp + v * dilation
-                    blas.gemm(taps[u, v, g * o_per_group:(g + 1) * o_per_group],
-                              frames_g[:, off:off + positions], z_g,
-                              accumulate=(u, v) != (0, 0))
-        crop_frames(z, b, relu, frame_rows, wp, y[start:start + n])
+        if pool is None:
+            z = z_all[:out_ch * positions].reshape(out_ch, positions)   # (O, n*F)
+            _accumulate_taps(frames, taps, groups, dilation, wp, z, pixels_major=False)
+            crop_frames(z, b, relu, frame_rows, wp, y[start:start + n])
+        else:
+            z = z_all[:out_ch * positions].reshape(positions, out_ch)   # (n*F, O)
+            _accumulate_taps(frames, taps, groups, dilation, wp, z, pixels_major=True)
+            kernel, stride, padding, _ = pool
+            pooling.max_pool_pixels_major(z, frame_rows, wp, out_hw, kernel, stride, padding,
+                                          b, relu, y[start:start + n])
     return y
+
+
+def _accumulate_taps(frames, taps, groups, dilation, wp, z, pixels_major):
+    """z = the sum over taps (u, v) of W[:, :, u, v] @ frames shifted by
+    u*d*Wp + v*d, per group. frames: (C, positions + tail); taps:
+    (kh, kw, O, Cg); z: (O, positions), or (positions, O) if pixels_major
+    (the same products with both sides transposed)."""
+    kh, kw, out_ch, c_per_group = taps.shape
+    o_per_group = out_ch // groups
+    positions = z.shape[1] if not pixels_major else z.shape[0]
+    for g in range(groups):
+        outs = slice(g * o_per_group, (g + 1) * o_per_group)
+        frames_g = frames[g * c_per_group:(g + 1) * c_per_group]
+        z_g = z[:, outs] if pixels_major else z[outs]
+        for u in range(kh):
+            for v in range(kw):
+                off = u * dilation * wp + v * dilation
+                shifted = frames_g[:, off:off + positions]          # (Cg, positions)
+                tap = taps[u, v, outs]                              # (O/G, Cg)
+                first = (u, v) == (0, 0)
+                if pixels_major:
+                    blas.gemm(shifted.T, tap.T, z_g, accumulate=not first)
+                else:
+                    blas.gemm(tap, shifted, z_g, accumulate=not first)
 
 
 # ---- 6. im2row + GEMM, pixels as rows ----------------------------------------
@@ -515,7 +549,8 @@ def space_to_depth(x, stride, padding, blocks_h, blocks_w, out):
                         out[n, plane, i, j] = x[n, c, r, q] if inside else 0.0
 
 
-def conv_space_to_depth(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=False):
+def conv_space_to_depth(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=False,
+                        pool=None):
     """Version 7: a strided convolution rewritten as a stride-1 one.
 
     Cut the padded input into s x s blocks and make each block's pixels
@@ -560,7 +595,7 @@ def conv_space_to_depth(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu
 
     tail = (taps_h - 1) * blocks_w + taps_w - 1
     return shifted_gemms(x, fill, w_folded, b, groups, 1, relu, (ho, wo),
-                         (blocks_h, blocks_w, tail), COLS_BUDGET_BYTES)
+                         (blocks_h, blocks_w, tail), COLS_BUDGET_BYTES, pool)
 
 
 # The ladder, in order, for the benchmark and the tests.

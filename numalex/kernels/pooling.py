@@ -1,7 +1,8 @@
 """Pooling kernels: max pooling and adaptive average pooling.
 
-Both run one (image, channel) plane per parallel task and clip every window
-to the input instead of padding a copy of it.
+Every window is clipped to the input instead of padding a copy of it.
+max_pool_pixels_major pools a convolution's output straight from its GEMM
+(channels side by side), for the numba backend's fused conv + ReLU + pool.
 Output sizes come from numalex.shapes (the backend allocates ``y``).
 """
 from __future__ import annotations
@@ -52,6 +53,53 @@ def max_pool2d(x, kernel, stride, padding, y):
                 for q in range(q0 + 1, q1):
                     best = _nan_max(down[q], best)
                 y[n, c, i, j] = best
+
+
+@njit(parallel=True, cache=True)
+def max_pool_pixels_major(z, frame_rows, row_length, conv_hw, kernel, stride, padding, b,
+                          relu, y):
+    """Max pooling of a convolution's raw output, then its bias and ReLU.
+
+    z: (n*F, O), pixel-major: the convolution's output (i, j) of image m,
+    all O channels side by side, is row (m*frame_rows + i)*row_length + j
+    (F = frame_rows*row_length: the frames of the shifted GEMMs in
+    numalex.kernels.conv; positions past conv_hw = (Ho, Wo) are junk and
+    never read). y: (n, O, Hp, Wp), NCHW, gets
+        y[m, o, i, j] = relu(max over the window of z[., o] + b[o]),
+    windows clipped to Ho x Wo as in max_pool2d (ceil mode included).
+
+    The bias and ReLU come after the max: x -> x + b and ReLU never change
+    which value of a window is largest, so this equals pooling the
+    finished convolution, bit for bit, while adding the bias to 4x fewer
+    values.
+
+    Why it is fast: a window's pixels are rows of z holding all channels, so
+    the max runs down contiguous rows of O floats (vectorised), where in
+    NCHW every step of a stride-2 window is a scalar. And the full-size
+    convolution output is never written: this reads the GEMM's result once
+    and writes only the pooled map. One (image, pooled row) per task.
+    """
+    n_img, out_ch, hp, wpo = y.shape
+    ho, wo = conv_hw
+    for task in prange(n_img * hp):
+        m, i = task // hp, task % hp
+        r0 = max(0, i * stride - padding)
+        r1 = min(ho, i * stride - padding + kernel)
+        best = np.empty(out_ch, dtype=np.float32)
+        for j in range(wpo):
+            q0 = max(0, j * stride - padding)
+            q1 = min(wo, j * stride - padding + kernel)
+            first = (m * frame_rows + r0) * row_length + q0
+            for o in range(out_ch):
+                best[o] = z[first, o]
+            for r in range(r0, r1):
+                for q in range(q0, q1):
+                    pixel = (m * frame_rows + r) * row_length + q
+                    for o in range(out_ch):
+                        best[o] = _nan_max(z[pixel, o], best[o])
+            for o in range(out_ch):
+                v = best[o] + b[o]
+                y[m, o, i, j] = np.float32(0.0) if relu and v < 0 else v
 
 
 @njit(parallel=True, cache=True)
