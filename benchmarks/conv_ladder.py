@@ -4,7 +4,7 @@
     python benchmarks/conv_ladder.py --batch 8 --variant 224
 
 For every conv layer of the chosen variants, every version in
-numalex.kernels.conv.VERSIONS is first checked against the NumPy reference
+numalex.kernels.ladder.VERSIONS is first checked against the NumPy reference
 (|y - ref| <= atol + rtol*|ref| elementwise; the first mismatches are
 printed and nothing is timed if one fails), then timed: the median of up to
 --repeats runs (fewer for a version that already took two seconds). The
@@ -24,7 +24,7 @@ import numpy as np
 from numalex import alexnet
 from numalex.backends import numpy_ref
 from numalex.commands.bench import markdown
-from numalex.kernels.conv import STRIDE_ONE_ONLY, STRIDED_ONLY, VERSIONS
+from numalex.kernels.ladder import STRIDED_ONLY, VERSIONS, computes
 from numalex.layers import Conv2d
 from numalex.progress import progress
 
@@ -75,7 +75,7 @@ def main(argv=None) -> int:
         macs = spec.macs(x.shape[1:]) * args.batch
         cells, best = [], (np.inf, "")
         for version, conv in VERSIONS.items():
-            if (version in skip or (spec.stride != 1 and version in STRIDE_ONE_ONLY)
+            if (version in skip or not computes(version, w.shape[2:], spec.stride, spec.dilation)
                     or (spec.stride == 1 and version in STRIDED_ONLY)):
                 cells.append("-")
                 continue

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 import loop_oracles as loops
 from numalex import backends
 from numalex.backends import checks
-from numalex.kernels import blas, conv
+from numalex.kernels import blas, conv, ladder, winograd
 from numalex.kernels import linear as linear_kernels
 from numalex.shapes import ShapeError
 from numalex.testing import conv_cases
@@ -58,16 +58,16 @@ def test_conv2d_matches_loop_oracle(n, c, h, w, o, k, stride, padding, groups, d
     assert_close(got, loops.conv2d(x, wt, b, stride, padding, groups, dilation))
 
 
-@pytest.mark.parametrize("version", conv.VERSIONS)
+@pytest.mark.parametrize("version", ladder.VERSIONS)
 @pytest.mark.parametrize("n,c,h,w,o,k,stride,padding,groups,dilation", CONV_CASES)
 def test_every_conv_ladder_version_matches_loop_oracle(version, n, c, h, w, o, k, stride,
                                                         padding, groups, dilation):
     x, wt, b = random((n, c, h, w), 1), random((o, c // groups, k, k), 2), random((o,), 3)
-    if stride != 1 and version in conv.STRIDE_ONE_ONLY:
+    if not ladder.computes(version, wt.shape[2:], stride, dilation):
         with pytest.raises(ValueError, match="stride 1"):
-            conv.VERSIONS[version](x, wt, b, stride, padding, groups, dilation)
+            ladder.VERSIONS[version](x, wt, b, stride, padding, groups, dilation)
         return
-    got = conv.VERSIONS[version](x, wt, b, stride, padding, groups, dilation)
+    got = ladder.VERSIONS[version](x, wt, b, stride, padding, groups, dilation)
     assert_close(got, loops.conv2d(x, wt, b, stride, padding, groups, dilation))
 
 
@@ -89,6 +89,40 @@ def test_shifted_gemm_matches_loop_oracle(n, c, h, w, o, k, padding, groups, dil
     # a budget of one image per chunk: the chunk loop and the scratch reuse
     assert_close(conv.conv_shifted_gemm(x, wt, b, 1, padding, groups, dilation, budget=1),
                  want)
+
+
+@given(conv_cases(max_kernel=3, max_stride=1, max_dilation=1, max_batch=3)
+       .filter(lambda case: case.kernel == 3))
+def test_winograd_matches_numpy_reference(case):
+    """Version 8 on any 3x3 stride-1 call: padding 0-3, groups, odd and even
+    output sizes (half-used tiles), one image or several."""
+    x, w, b = case.arrays()
+    want = backends.get("numpy").conv2d(x, w, b, **case.kwargs)
+    assert_close(winograd.conv_winograd(x, w, b, **case.kwargs), want)
+
+
+def test_winograd_weight_transform_is_g_g_gt():
+    """U[4i + j, c, o] = (G g G^T)[i, j] with G of Lavin and Gray's F(2x2, 3x3)."""
+    g_matrix = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
+    w = random((5, 3, 3, 3))
+    want = np.einsum("ai,ocij,bj->abco", g_matrix, w.astype(np.float64), g_matrix)
+    np.testing.assert_allclose(winograd.transformed_weights(w), want.reshape(16, 3, 5),
+                               rtol=1e-6, atol=1e-6)
+
+
+def test_prepared_3x3_weights_are_read_only_and_carry_their_transform():
+    params = {"a.weight": random((4, 2, 3, 3)), "b.weight": random((4, 2, 5, 5)),
+              "a.bias": random((4,))}
+    prepared = nb.prepare_params(params)
+    w = prepared["a.weight"]
+    assert not w.flags.writeable and np.array_equal(w, params["a.weight"])
+    np.testing.assert_array_equal(w.winograd, winograd.transformed_weights(params["a.weight"]))
+    assert not hasattr(prepared["b.weight"], "winograd")
+    with pytest.raises(ValueError, match="read-only"):
+        w[0, 0, 0, 0] = 1.0
+    x = random((9, 2, 6, 6), 1)                     # batch >= 8: the Winograd path
+    assert_close(nb.conv2d(x, w, prepared["a.bias"], padding=1),
+                 loops.conv2d(x, params["a.weight"], params["a.bias"], 1, 1, 1, 1))
 
 
 @st.composite
@@ -127,10 +161,11 @@ def test_conv2d_pool_is_checked_like_max_pool2d():
 
 @pytest.mark.parametrize("version", ["3 im2col + GEMM", "4 batched im2col + GEMM",
                                      "5 shifted GEMM", "6 im2row + GEMM",
-                                     "7 space-to-depth + shifted GEMM"])
+                                     "7 space-to-depth + shifted GEMM",
+                                     "8 Winograd F(2x2, 3x3)"])
 def test_conv_versions_fuse_relu(version):
     x, wt, b = random((3, 4, 7, 7), 1), random((6, 2, 3, 3), 2), random((6,), 3)
-    got = conv.VERSIONS[version](x, wt, b, 1, 1, 2, 1, relu=True)
+    got = ladder.VERSIONS[version](x, wt, b, 1, 1, 2, 1, relu=True)
     want = np.maximum(loops.conv2d(x, wt, b, 1, 1, 2, 1), 0)
     assert (want == 0).any() and (want > 0).any()
     assert_close(got, want)

@@ -5,12 +5,13 @@ bounds checks, so a wrong shape must never reach one), asks numalex.shapes
 for the output size, allocates the output and calls a kernel from
 numalex.kernels:
 
-    conv2d               one rung of the ladder in numalex.kernels.conv:
-                         stride 1, batch >= 8: k*k accumulating GEMMs on
-                         shifted views of the padded input (version 5);
-                         stride 1, smaller batches: im2col + GEMM (version 4);
-                         other strides: space-to-depth, then the shifted
-                         GEMMs of stride 1 (version 7)
+    conv2d               one rung of the ladder in numalex.kernels.ladder:
+                         stride 1, batch < 8: im2col + GEMM (version 4);
+                         3x3, stride 1, batch >= 8: Winograd F(2x2, 3x3)
+                         (version 8); other kernels at stride 1, batch
+                         >= 8: k*k accumulating GEMMs on shifted views of
+                         the padded input (version 5); other strides:
+                         space-to-depth, then the shifted GEMMs (version 7)
     linear               batch 2-8: a Numba kernel that streams the weights
                          once; batch 1: BLAS's matrix-vector product; larger
                          batches: BLAS's GEMM
@@ -38,7 +39,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..kernels import blas, conv, linear as linear_kernels, pointwise, pooling
+from ..kernels import blas, conv, linear as linear_kernels, pointwise, pooling, winograd
 from ..shapes import adaptive_bins
 from . import checks
 
@@ -66,10 +67,24 @@ def to_numpy(x: np.ndarray) -> np.ndarray:
     return np.asarray(x)
 
 
+class PreparedWeight(np.ndarray):
+    """A 3x3 conv weight, read-only, carrying its Winograd transform
+    (``winograd``, computed once by prepare_params) so that conv2d does not
+    redo it on every call. Read-only so that the two cannot drift apart."""
+
+
 def prepare_params(params: dict) -> dict:
     """Weights as the kernels read them: float32, C-contiguous, so no call
-    copies them again (conv weights reshape to GEMM matrices as views)."""
-    return {key: to_backend(value) for key, value in params.items()}
+    copies them again (conv weights reshape to GEMM matrices as views);
+    3x3 conv weights as PreparedWeight, with their Winograd transform."""
+    prepared = {key: to_backend(value) for key, value in params.items()}
+    for key, value in prepared.items():
+        if value.ndim == 4 and winograd.supports(value.shape[2:], 1, 1):
+            weight = value.copy().view(PreparedWeight)
+            weight.winograd = winograd.transformed_weights(value)
+            weight.flags.writeable = False
+            prepared[key] = weight
+    return prepared
 
 
 def synchronize() -> None:
@@ -94,12 +109,15 @@ def conv2d(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=False, pool=
     x: (N, C, H, W), w: (O, C/groups, kh, kw), b: (O,) -> (N, O, Ho, Wo);
     relu=True returns max(conv, 0); pool=(kernel, stride, padding,
     ceil_mode) returns max_pool2d(that, *pool) (FUSES_POOL). The rung of the
-    ladder in numalex.kernels.conv that was fastest for AlexNet's layers:
-    shifted GEMMs (version 5) for stride 1 at batch >= SHIFTED_MIN_BATCH,
-    batched im2col (version 4) for stride 1 below that, space-to-depth +
-    shifted GEMMs (version 7) otherwise. Versions 5 and 7 pool straight from
-    their GEMM's output; below SHIFTED_MIN_BATCH the pool is a second call.
+    ladder (numalex.kernels.ladder) that was fastest for AlexNet's layers:
+    batched im2col (version 4) for stride 1 below SHIFTED_MIN_BATCH images;
+    from there Winograd F(2x2, 3x3) (version 8) for 3x3 kernels and shifted
+    GEMMs (version 5) for other stride-1 kernels; space-to-depth + shifted
+    GEMMs (version 7) for larger strides. Versions 5, 7 and 8 pool straight
+    from their GEMM's pixel-major output; version 4 pools in a second call.
+    A PreparedWeight brings its Winograd transform along.
     """
+    transformed = getattr(w, "winograd", None)           # PreparedWeight's
     x, w, b = (_float32(a, "conv2d", what) for a, what in
                ((x, "input x"), (w, "weight"), (b, "bias")))
     out_shape = checks.conv2d_shape(x.shape, w.shape, b.shape, stride, padding, groups,
@@ -109,6 +127,9 @@ def conv2d(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=False, pool=
     if stride == 1 and x.shape[0] < SHIFTED_MIN_BATCH:
         y = conv.conv_im2col_batched(x, w, b, stride, padding, groups, dilation, relu)
         return y if pool is None else max_pool2d(y, *pool)
+    if winograd.supports(w.shape[2:], stride, dilation):
+        return winograd.conv_winograd(x, w, b, stride, padding, groups, dilation, relu,
+                                      pool=pool, u=transformed)
     version = conv.conv_shifted_gemm if stride == 1 else conv.conv_space_to_depth
     return version(x, w, b, stride, padding, groups, dilation, relu, pool=pool)
 

@@ -1,13 +1,17 @@
 """Numba CPU kernels: the building blocks of the ``numba`` backend.
 
-    conv.py       the convolution ladder: naive loops -> reordered loops ->
-                  im2col + GEMM -> shifted GEMMs -> im2row + GEMM ->
-                  space-to-depth + shifted GEMMs, each validated and timed
-                  by benchmarks/conv_ladder.py
+    ladder.py     the convolution ladder in order, validated and timed
+                  side by side by benchmarks/conv_ladder.py:
+    conv.py       naive loops -> reordered loops -> im2col + GEMM ->
+                  shifted GEMMs -> im2row + GEMM -> space-to-depth +
+                  shifted GEMMs
+    winograd.py   -> Winograd F(2x2, 3x3): 2.25x fewer multiply-adds for
+                  3x3 kernels
     blas.py       the BLAS calls the backend makes (a GEMM that can add into
                   its output and read windows of bigger arrays; a GEMV)
     linear.py     small-batch fully connected layers that stream the weights
-    pooling.py    max pooling (floor and ceil mode), adaptive average pooling
+    pooling.py    max pooling (floor and ceil mode, and fused into a conv's
+                  epilogue), adaptive average pooling
     pointwise.py  ReLU and local response normalisation
 
 Importing this package picks Numba's threading layer. Numba's default here

@@ -1,4 +1,4 @@
-"""The convolution ladder: the same conv2d seven ways, from the definition to BLAS.
+"""The convolution ladder, versions 1-7: conv2d from the definition to BLAS.
 
 Every version computes PyTorch's cross-correlation::
 
@@ -33,10 +33,13 @@ checks each one against the NumPy reference before it times them.
                        s*s times the channels (each s x s block of pixels
                        becomes channels), then run as version 5.
 
-The numba backend picks per layer (numalex/backends/numba_cpu.py): version 5
-for stride 1 at batch 8 and more, 4 for stride 1 below that, 7 for larger
-strides (AlexNet's conv1). 3 is the one-image special case of 4. Versions 3-7
-take ``relu=True`` to apply max(y, 0) in the same pass that adds the bias.
+Version 8, Winograd F(2x2, 3x3), is in numalex/kernels/winograd.py, and the
+whole ladder in order in numalex/kernels/ladder.py. The numba backend picks
+per layer (numalex/backends/numba_cpu.py): 4 for stride 1 below batch 8;
+from batch 8 on, 8 for 3x3 kernels and 5 for other stride-1 kernels; 7 for
+larger strides (AlexNet's conv1). 3 is the one-image special case of 4.
+Versions 3-8 take ``relu=True`` to apply max(y, 0) in the same pass that
+adds the bias; 5, 7 and 8 also take ``pool=`` (a max pool after it).
 All GEMMs call BLAS through numalex.kernels.blas.
 """
 from __future__ import annotations
@@ -596,20 +599,3 @@ def conv_space_to_depth(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu
     tail = (taps_h - 1) * blocks_w + taps_w - 1
     return shifted_gemms(x, fill, w_folded, b, groups, 1, relu, (ho, wo),
                          (blocks_h, blocks_w, tail), COLS_BUDGET_BYTES, pool)
-
-
-# The ladder, in order, for the benchmark and the tests.
-VERSIONS = {
-    "1 naive": conv_naive,
-    "2 reordered": conv_reordered,
-    "3 im2col + GEMM": conv_im2col,
-    "4 batched im2col + GEMM": conv_im2col_batched,
-    "5 shifted GEMM": conv_shifted_gemm,
-    "6 im2row + GEMM": conv_im2row,
-    "7 space-to-depth + shifted GEMM": conv_space_to_depth,
-}
-# Versions that exist for stride 1 only (the ladder skips them otherwise).
-STRIDE_ONE_ONLY = {"5 shifted GEMM"}
-# Versions for larger strides: at stride 1 they are another version plus a
-# copy (space-to-depth folds nothing), so the ladder does not time them there.
-STRIDED_ONLY = {"7 space-to-depth + shifted GEMM"}
