@@ -79,22 +79,27 @@ def conv2d(x, w, b, stride=1, padding=0, groups=1, dilation=1):
 def max_pool2d(x, kernel, stride, padding=0, ceil_mode=False):
     """Max over k x k windows. Padding is -inf, so it never wins.
 
-    x: (N, C, H, W) -> (N, C, Ho, Wo). Instead of building every window, loop
-    over the k*k offsets (u, v) inside a window: offset (u, v) of all windows
-    at once is the strided slice xp[..., u::s, v::s], so the pool is k*k
-    elementwise maxima of output-sized arrays. In ceil mode the last window
-    may hang past the bottom/right edge; extra -inf rows make room for it.
+    x: (N, C, H, W) -> (N, C, Ho, Wo). Instead of building every window, use
+    that a k x k max is a max over k rows, then over k columns. Row u of
+    every window at once is the strided slice xp[:, :, u::s, :], so the
+    first step is k elementwise maxima of (N, C, Ho, Wp) arrays; the second
+    does the same along the columns of that, k maxima of output-sized
+    arrays (2k passes, not k*k). In ceil mode the last window may hang past
+    the bottom/right edge; extra -inf rows make room for it.
     """
     _, _, ho, wo = checks.max_pool2d_shape(x.shape, kernel, stride, padding, ceil_mode)
     h, w = x.shape[2:]
     extra_h = max(0, (ho - 1) * stride + kernel - (h + 2 * padding))
     extra_w = max(0, (wo - 1) * stride + kernel - (w + 2 * padding))
-    xp = np.pad(x, ((0, 0), (0, 0), (padding, padding + extra_h), (padding, padding + extra_w)),
-                constant_values=-np.inf)
-    y = np.full(x.shape[:2] + (ho, wo), -np.inf, dtype=np.float32)
-    for u in range(kernel):
-        for v in range(kernel):
-            np.maximum(y, xp[:, :, u:u + stride * ho:stride, v:v + stride * wo:stride], out=y)
+    xp = x if padding == extra_h == extra_w == 0 else np.pad(
+        x, ((0, 0), (0, 0), (padding, padding + extra_h), (padding, padding + extra_w)),
+        constant_values=-np.inf)
+    rows = xp[:, :, 0:stride * ho:stride, :].copy()           # (N, C, Ho, Wp): max over rows
+    for u in range(1, kernel):
+        np.maximum(rows, xp[:, :, u:u + stride * ho:stride, :], out=rows)
+    y = rows[:, :, :, 0:stride * wo:stride].copy()            # (N, C, Ho, Wo): then columns
+    for v in range(1, kernel):
+        np.maximum(y, rows[:, :, :, v:v + stride * wo:stride], out=y)
     return y
 
 
@@ -107,6 +112,8 @@ def adaptive_avg_pool2d(x, out_hw):
     """
     _, _, oh, ow = checks.adaptive_avg_pool2d_shape(x.shape, out_hw)
     h, w = x.shape[2:]
+    if (oh, ow) == (h, w):                # every bin is one pixel (AlexNet-224's 6x6 -> 6x6)
+        return x.astype(np.float32, copy=True)
     rows = np.array(adaptive_bins(h, oh))                   # (oh, 2): start, end
     cols = np.array(adaptive_bins(w, ow))                   # (ow, 2)
     s = np.zeros(x.shape[:2] + (h + 1, w + 1), dtype=np.float64)
