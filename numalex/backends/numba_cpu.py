@@ -6,12 +6,12 @@ for the output size, allocates the output and calls a kernel from
 numalex.kernels:
 
     conv2d               one rung of the ladder in numalex.kernels.ladder:
-                         stride 1, batch < 8: im2col + GEMM (version 4);
-                         3x3, stride 1, batch >= 8: Winograd F(2x2, 3x3)
-                         (version 8); other kernels at stride 1, batch
-                         >= 8: k*k accumulating GEMMs on shifted views of
-                         the padded input (version 5); other strides:
-                         space-to-depth, then the shifted GEMMs (version 7)
+                         3x3, stride 1: Winograd F(2x2, 3x3) (version 8);
+                         other kernels at stride 1: im2col + GEMM below
+                         batch 8 (version 4), k*k accumulating GEMMs on
+                         shifted views of the padded input from there
+                         (version 5); other strides: space-to-depth, then
+                         the shifted GEMMs (version 7)
     linear               batch 2-8: a Numba kernel that streams the weights
                          once; batch 1: BLAS's matrix-vector product; larger
                          batches: BLAS's GEMM
@@ -49,7 +49,9 @@ FUSES_POOL = True      # conv2d takes pool=(kernel, stride, padding, ceil_mode)
 
 # Stride-1 convolutions of at least this many images use the shifted GEMMs;
 # smaller batches give them too few columns per GEMM (at batch 1 they were
-# slower than im2col + one GEMM for conv3-5, at 8 and more faster).
+# slower than im2col + one GEMM for conv3-5, at 8 and more faster). Also the
+# batch from which a 3x3 weight without its Winograd transform gets one made
+# for the call (1-3 ms for AlexNet's conv3-5).
 SHIFTED_MIN_BATCH = 8
 # Batches in this range stream the weights through a Numba kernel; at batch 1
 # OpenBLAS's matrix-vector product streams as fast, and above 8 the product
@@ -110,12 +112,14 @@ def conv2d(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=False, pool=
     relu=True returns max(conv, 0); pool=(kernel, stride, padding,
     ceil_mode) returns max_pool2d(that, *pool) (FUSES_POOL). The rung of the
     ladder (numalex.kernels.ladder) that was fastest for AlexNet's layers:
-    batched im2col (version 4) for stride 1 below SHIFTED_MIN_BATCH images;
-    from there Winograd F(2x2, 3x3) (version 8) for 3x3 kernels and shifted
-    GEMMs (version 5) for other stride-1 kernels; space-to-depth + shifted
-    GEMMs (version 7) for larger strides. Versions 5, 7 and 8 pool straight
-    from their GEMM's pixel-major output; version 4 pools in a second call.
-    A PreparedWeight brings its Winograd transform along.
+    Winograd F(2x2, 3x3) (version 8) for 3x3 kernels at stride 1 (at any
+    batch if the weight is a PreparedWeight, which brings its transform
+    along; else from SHIFTED_MIN_BATCH images, where the transform's cost
+    is spread over enough images); for other stride-1 kernels batched im2col
+    (version 4) below SHIFTED_MIN_BATCH images, shifted GEMMs (version 5)
+    from there; space-to-depth + shifted GEMMs (version 7) for larger
+    strides. Versions 5, 7 and 8 pool straight from their GEMM's
+    pixel-major output; version 4 pools in a second call.
     """
     transformed = getattr(w, "winograd", None)           # PreparedWeight's
     x, w, b = (_float32(a, "conv2d", what) for a, what in
@@ -124,12 +128,14 @@ def conv2d(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=False, pool=
                                     dilation)
     if pool is not None:
         checks.max_pool2d_shape(out_shape, *pool)
-    if stride == 1 and x.shape[0] < SHIFTED_MIN_BATCH:
-        y = conv.conv_im2col_batched(x, w, b, stride, padding, groups, dilation, relu)
-        return y if pool is None else max_pool2d(y, *pool)
-    if winograd.supports(w.shape[2:], stride, dilation):
+    batch = x.shape[0]
+    if winograd.supports(w.shape[2:], stride, dilation) and (
+            transformed is not None or batch >= SHIFTED_MIN_BATCH):
         return winograd.conv_winograd(x, w, b, stride, padding, groups, dilation, relu,
                                       pool=pool, u=transformed)
+    if stride == 1 and batch < SHIFTED_MIN_BATCH:
+        y = conv.conv_im2col_batched(x, w, b, stride, padding, groups, dilation, relu)
+        return y if pool is None else max_pool2d(y, *pool)
     version = conv.conv_shifted_gemm if stride == 1 else conv.conv_space_to_depth
     return version(x, w, b, stride, padding, groups, dilation, relu, pool=pool)
 
