@@ -77,11 +77,12 @@ def transform_weights(w, u):
     out_ch, c_per_group = w.shape[0], w.shape[1]
     for c in prange(c_per_group):
         for o in range(out_ch):
-            g = w[o, c]
-            # G g: each column of the kernel spread to four rows
-            a0, b0, c0, d0 = _spread(g[0, 0], g[1, 0], g[2, 0])
-            a1, b1, c1, d1 = _spread(g[0, 1], g[1, 1], g[2, 1])
-            a2, b2, c2, d2 = _spread(g[0, 2], g[1, 2], g[2, 2])
+            # G g: each column of the kernel spread to four rows (w indexed
+            # whole: a view made inside a parallel loop costs an atomic
+            # reference count update, which the threads fight over)
+            a0, b0, c0, d0 = _spread(w[o, c, 0, 0], w[o, c, 1, 0], w[o, c, 2, 0])
+            a1, b1, c1, d1 = _spread(w[o, c, 0, 1], w[o, c, 1, 1], w[o, c, 2, 1])
+            a2, b2, c2, d2 = _spread(w[o, c, 0, 2], w[o, c, 1, 2], w[o, c, 2, 2])
             # (G g) G^T: each of those rows spread to four columns
             u[0, c, o], u[1, c, o], u[2, c, o], u[3, c, o] = _spread(a0, a1, a2)
             u[4, c, o], u[5, c, o], u[6, c, o], u[7, c, o] = _spread(b0, b1, b2)
