@@ -94,18 +94,20 @@ def transform_weights(w, u):
 def pad_channels_last(x, padding, out):
     """x: (N, C, H, W) -> out: (N, Hp, Wp, C), out[n, r + p, q + p, c] =
     x[n, c, r, q], zeros elsewhere (rows and columns past the input too).
-    One (image, input row) per task: a (C, W) block transposed to (W, C)."""
+    One (image, padded row) per task: zeros, then the input row's (C, W)
+    block transposed to (W, C)."""
     n_img, c_in, h, wd = x.shape
     hp, wp = out.shape[1], out.shape[2]
-    for n in prange(n_img):
-        for r in range(hp):
-            for q in range(wp):
-                for c in range(c_in):
-                    out[n, r, q, c] = 0.0
-        for r in range(min(h, hp - padding)):
+    for task in prange(n_img * hp):
+        n, row = task // hp, task % hp
+        for q in range(wp):
+            for c in range(c_in):
+                out[n, row, q, c] = 0.0
+        r = row - padding                                   # the input row, if any
+        if 0 <= r < h:
             for c in range(c_in):
                 for q in range(min(wd, wp - padding)):
-                    out[n, r + padding, q + padding, c] = x[n, c, r, q]
+                    out[n, row, q + padding, c] = x[n, c, r, q]
 
 
 @njit(parallel=True, cache=True)
