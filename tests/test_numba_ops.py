@@ -91,11 +91,12 @@ def test_shifted_gemm_matches_loop_oracle(n, c, h, w, o, k, padding, groups, dil
                  want)
 
 
-@given(conv_cases(max_kernel=3, max_stride=1, max_dilation=1, max_batch=3)
-       .filter(lambda case: case.kernel == 3))
+@given(conv_cases(max_kernel=7, max_stride=1, max_dilation=1, max_batch=3)
+       .filter(lambda case: case.kernel >= 2))
 def test_winograd_matches_numpy_reference(case):
-    """Version 8 on any 3x3 stride-1 call: padding 0-3, groups, odd and even
-    output sizes (half-used tiles), one image or several."""
+    """Version 8 on any stride-1 call with a kernel from 2x2 to 7x7 (one to
+    nine 3x3 blocks): padding 0-3, groups, odd and even output sizes
+    (half-used tiles), one image or several."""
     x, w, b = case.arrays()
     want = backends.get("numpy").conv2d(x, w, b, **case.kwargs)
     assert_close(winograd.conv_winograd(x, w, b, **case.kwargs), want)
@@ -106,12 +107,27 @@ def test_winograd_weight_transform_is_g_g_gt():
     g_matrix = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
     w = random((5, 3, 3, 3))
     want = np.einsum("ai,ocij,bj->abco", g_matrix, w.astype(np.float64), g_matrix)
-    np.testing.assert_allclose(winograd.transformed_weights(w), want.reshape(16, 3, 5),
+    np.testing.assert_allclose(winograd.transformed_weights(w), want.reshape(1, 1, 16, 3, 5),
                                rtol=1e-6, atol=1e-6)
 
 
-def test_prepared_3x3_weights_are_read_only_and_carry_their_transform():
-    params = {"a.weight": random((4, 2, 3, 3)), "b.weight": random((4, 2, 5, 5)),
+@pytest.mark.parametrize("k", [2, 3, 4, 5, 7])
+def test_kernel_blocks_add_up_to_the_kernel(k):
+    """split_kernel's 3x3 blocks, each put back at its offset (2*bu, 2*bv),
+    sum to the kernel: every tap in exactly one block."""
+    w = random((2, 3, k, k))
+    blocks = winograd.split_kernel(w)
+    assert blocks.shape == (k // 2, k // 2, 2, 3, 3, 3)
+    total = np.zeros((2, 3, k + 3, k + 3), dtype=np.float32)
+    for bu in range(k // 2):
+        for bv in range(k // 2):
+            total[:, :, 2 * bu:2 * bu + 3, 2 * bv:2 * bv + 3] += blocks[bu, bv]
+    np.testing.assert_array_equal(total[:, :, :k, :k], w)
+    assert not total[:, :, k:, :].any() and not total[:, :, :, k:].any()
+
+
+def test_prepared_conv_weights_are_read_only_and_carry_their_transform():
+    params = {"a.weight": random((4, 2, 3, 3)), "b.weight": random((4, 2, 1, 1)),
               "a.bias": random((4,))}
     prepared = nb.prepare_params(params)
     w = prepared["a.weight"]
@@ -128,9 +144,9 @@ def test_prepared_3x3_weights_are_read_only_and_carry_their_transform():
 @st.composite
 def conv_relu_pool_calls(draw):
     """A valid conv2d call and a max pool valid on its output, at batches on
-    both sides of SHIFTED_MIN_BATCH (im2col + a separate pool below it,
+    both sides of LARGE_BATCH (im2col + a separate pool below it,
     the GEMM-fused pool from it on)."""
-    case = draw(conv_cases(max_size=16, max_batch=nb.SHIFTED_MIN_BATCH + 2))
+    case = draw(conv_cases(max_size=16, max_batch=nb.LARGE_BATCH + 2))
     kernel = draw(st.integers(1, 3))
     pool = (kernel, draw(st.integers(1, 3)), draw(st.integers(0, kernel // 2)),
             draw(st.booleans()))

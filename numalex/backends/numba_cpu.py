@@ -6,12 +6,12 @@ for the output size, allocates the output and calls a kernel from
 numalex.kernels:
 
     conv2d               one rung of the ladder in numalex.kernels.ladder:
-                         3x3, stride 1: Winograd F(2x2, 3x3) (version 8);
-                         other kernels at stride 1: im2col + GEMM below
-                         batch 8 (version 4), k*k accumulating GEMMs on
-                         shifted views of the padded input from there
-                         (version 5); other strides: space-to-depth, then
-                         the shifted GEMMs (version 7)
+                         stride 1: Winograd F(2x2, 3x3) (version 8; larger
+                         kernels in 3x3 blocks) from batch 8, and for 3x3
+                         below that; im2col + GEMM (version 4) for larger
+                         kernels below batch 8; other strides: space-to-
+                         depth, then k*k accumulating GEMMs on shifted
+                         views of the padded input (version 7)
     linear               batch 2-8: a Numba kernel that streams the weights
                          once; batch 1: BLAS's matrix-vector product; larger
                          batches: BLAS's GEMM
@@ -47,12 +47,12 @@ name = "numba"
 FUSES_RELU = True      # conv2d and linear take relu=True (see Model._plan)
 FUSES_POOL = True      # conv2d takes pool=(kernel, stride, padding, ceil_mode)
 
-# Stride-1 convolutions of at least this many images use the shifted GEMMs;
-# smaller batches give them too few columns per GEMM (at batch 1 they were
-# slower than im2col + one GEMM for conv3-5, at 8 and more faster). Also the
-# batch from which a 3x3 weight without its Winograd transform gets one made
-# for the call (1-3 ms for AlexNet's conv3-5).
-SHIFTED_MIN_BATCH = 8
+# Stride-1 convolutions of at least this many images leave im2col + GEMM
+# (version 4) for Winograd (version 8; shifted GEMMs, version 5, for 1x1
+# kernels): below it their GEMMs get too few columns (at batch 1 im2col was
+# faster on conv2-5). Below it a 3x3 weight that brings its Winograd
+# transform still takes version 8 (a tie at batch 1, faster from 2).
+LARGE_BATCH = 8
 # Batches in this range stream the weights through a Numba kernel; at batch 1
 # OpenBLAS's matrix-vector product streams as fast, and above 8 the product
 # has enough reuse for BLAS's GEMM to win.
@@ -70,7 +70,7 @@ def to_numpy(x: np.ndarray) -> np.ndarray:
 
 
 class PreparedWeight(np.ndarray):
-    """A 3x3 conv weight, read-only, carrying its Winograd transform
+    """A conv weight, read-only, carrying its Winograd transform
     (``winograd``, computed once by prepare_params) so that conv2d does not
     redo it on every call. Read-only so that the two cannot drift apart."""
 
@@ -78,7 +78,7 @@ class PreparedWeight(np.ndarray):
 def prepare_params(params: dict) -> dict:
     """Weights as the kernels read them: float32, C-contiguous, so no call
     copies them again (conv weights reshape to GEMM matrices as views);
-    3x3 conv weights as PreparedWeight, with their Winograd transform."""
+    conv weights as PreparedWeight, with their Winograd transform."""
     prepared = {key: to_backend(value) for key, value in params.items()}
     for key, value in prepared.items():
         if value.ndim == 4 and winograd.supports(value.shape[2:], 1, 1):
@@ -111,14 +111,13 @@ def conv2d(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=False, pool=
     x: (N, C, H, W), w: (O, C/groups, kh, kw), b: (O,) -> (N, O, Ho, Wo);
     relu=True returns max(conv, 0); pool=(kernel, stride, padding,
     ceil_mode) returns max_pool2d(that, *pool) (FUSES_POOL). The rung of the
-    ladder (numalex.kernels.ladder) that was fastest for AlexNet's layers:
-    Winograd F(2x2, 3x3) (version 8) for 3x3 kernels at stride 1 (at any
-    batch if the weight is a PreparedWeight, which brings its transform
-    along; else from SHIFTED_MIN_BATCH images, where the transform's cost
-    is spread over enough images); for other stride-1 kernels batched im2col
-    (version 4) below SHIFTED_MIN_BATCH images, shifted GEMMs (version 5)
-    from there; space-to-depth + shifted GEMMs (version 7) for larger
-    strides. Versions 5, 7 and 8 pool straight from their GEMM's
+    ladder (numalex.kernels.ladder) that was fastest for AlexNet's layers,
+    at stride 1: Winograd F(2x2, 3x3) (version 8) from LARGE_BATCH
+    images on (3x3 kernels, and larger ones cut into 3x3 blocks); below
+    that, version 8 too for a 3x3 PreparedWeight (which brings its
+    transform along: it ties im2col at batch 1 and wins from 2), else
+    batched im2col (version 4). Larger strides: space-to-depth + shifted
+    GEMMs (version 7). Versions 7 and 8 pool straight from their GEMM's
     pixel-major output; version 4 pools in a second call.
     """
     transformed = getattr(w, "winograd", None)           # PreparedWeight's
@@ -129,11 +128,12 @@ def conv2d(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=False, pool=
     if pool is not None:
         checks.max_pool2d_shape(out_shape, *pool)
     batch = x.shape[0]
+    three_by_three = w.shape[2:] == (3, 3) and transformed is not None
     if winograd.supports(w.shape[2:], stride, dilation) and (
-            transformed is not None or batch >= SHIFTED_MIN_BATCH):
+            batch >= LARGE_BATCH or three_by_three):
         return winograd.conv_winograd(x, w, b, stride, padding, groups, dilation, relu,
                                       pool=pool, u=transformed)
-    if stride == 1 and batch < SHIFTED_MIN_BATCH:
+    if stride == 1 and batch < LARGE_BATCH:
         y = conv.conv_im2col_batched(x, w, b, stride, padding, groups, dilation, relu)
         return y if pool is None else max_pool2d(y, *pool)
     version = conv.conv_shifted_gemm if stride == 1 else conv.conv_space_to_depth

@@ -46,8 +46,9 @@ BUDGET_BYTES = 64 * 2**20
 
 
 def supports(kernel_hw, stride, dilation) -> bool:
-    """Does F(2x2, 3x3) apply: a 3x3 kernel, stride 1, no dilation."""
-    return tuple(kernel_hw) == (3, 3) and stride == 1 and dilation == 1
+    """Does version 8 apply: a kernel of at least 2 x 2 (3 x 3 blocks),
+    stride 1, no dilation."""
+    return min(kernel_hw) >= 2 and stride == 1 and dilation == 1
 
 
 @njit(inline="always")
@@ -144,21 +145,25 @@ def transform_input(xp, tiles_h, tiles_w, v):
 
 
 @njit(parallel=True, cache=True)
-def transform_output(m, tiles_h, tiles_w, ho, wo, z):
+def transform_output(m, frame_hw, ho, wo, z):
     """Y = A^T m A for every tile, all output channels at once.
 
-    m: (16, N*tiles_h*tiles_w, O) -> z: (N*Ho*Wo, O), pixel-major: output
-    (i, j) of image n is row (n*Ho + i)*Wo + j. Tile (ty, tx) gives outputs
-    2*ty, 2*ty + 1 x 2*tx, 2*tx + 1, cut off at Ho and Wo (an odd output
-    size leaves half a tile unused). The bias is left to the epilogue.
+    m: (16, N*Fh*Fw + tail, O), tile (ty, tx) of image n at row
+    t = (n*Fh + ty)*Fw + tx, frame_hw = (Fh, Fw) -> z: (N*Ho*Wo, O),
+    pixel-major: output (i, j) of image n is row (n*Ho + i)*Wo + j. Tile
+    (ty, tx) gives outputs 2*ty, 2*ty + 1 x 2*tx, 2*tx + 1, cut off at Ho
+    and Wo (an odd output size leaves half a tile unused); frame tiles past
+    the output are junk and not read. The bias is left to the epilogue.
     One row of tiles per task, channels innermost.
     """
     out_ch = m.shape[2]
+    frame_h, frame_w = frame_hw
+    tiles_h, tiles_w = (ho + 1) // 2, (wo + 1) // 2
     for task in prange(z.shape[0] // (ho * wo) * tiles_h):
         n, ty = task // tiles_h, task % tiles_h
         rows = min(2, ho - 2 * ty)
         for tx in range(tiles_w):
-            t, cols = task * tiles_w + tx, min(2, wo - 2 * tx)
+            t, cols = (n * frame_h + ty) * frame_w + tx, min(2, wo - 2 * tx)
             first = (n * ho + 2 * ty) * wo + 2 * tx               # row of output (2ty, 2tx)
             for o in range(out_ch):
                 # A^T m: the four rows of m gathered into two, per column
@@ -178,61 +183,98 @@ def transform_output(m, tiles_h, tiles_w, ho, wo, z):
                         z[first + wo + 1, o] = y11
 
 
+def split_kernel(w: np.ndarray) -> np.ndarray:
+    """Cut a k x k kernel into 3 x 3 blocks at offsets (2*bu, 2*bv) that add
+    up to it: (O, Cg, kh, kw) -> (kh//2, kw//2, O, Cg, 3, 3). Along each
+    axis block b takes taps 2b and 2b + 1, the last block the rest (two or
+    three); missing taps are zeros. A 3x3 kernel is one block, itself."""
+    out_ch, c_per_group, kh, kw = w.shape
+    blocks_h, blocks_w = kh // 2, kw // 2
+    blocks = np.zeros((blocks_h, blocks_w, out_ch, c_per_group, 3, 3), dtype=np.float32)
+    for bu in range(blocks_h):
+        r0, r1 = 2 * bu, (kh if bu == blocks_h - 1 else 2 * bu + 2)
+        for bv in range(blocks_w):
+            q0, q1 = 2 * bv, (kw if bv == blocks_w - 1 else 2 * bv + 2)
+            blocks[bu, bv, :, :, :r1 - r0, :q1 - q0] = w[:, :, r0:r1, q0:q1]
+    return blocks
+
+
 def transformed_weights(w: np.ndarray) -> np.ndarray:
-    """U for a (O, Cg, 3, 3) float32 weight: (16, Cg, O). A weight that is
-    used many times can carry it (numba_cpu.prepare_params does that)."""
-    u = np.empty((16, w.shape[1], w.shape[0]), dtype=np.float32)
-    transform_weights(w, u)
+    """U of every 3 x 3 block of a (O, Cg, kh, kw) float32 weight:
+    (kh//2, kw//2, 16, Cg, O). A weight that is used many times can carry
+    it (numba_cpu.prepare_params does that)."""
+    blocks = split_kernel(w)
+    u = np.empty(blocks.shape[:2] + (16, w.shape[1], w.shape[0]), dtype=np.float32)
+    for bu in range(blocks.shape[0]):
+        for bv in range(blocks.shape[1]):
+            transform_weights(blocks[bu, bv], u[bu, bv])
     return u
 
 
 def conv_winograd(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=False,
                   pool=None, budget=BUDGET_BYTES, u=None):
-    """Version 8 (3x3 kernels, stride 1, no dilation): Winograd F(2x2, 3x3).
+    """Version 8 (kernels from 2 x 2 up, stride 1, no dilation): Winograd
+    F(2x2, 3x3).
+
+    A bigger kernel is cut into 3 x 3 blocks at even offsets (split_kernel:
+    a 5 x 5 kernel into four). Block (bu, bv) reads the input tile 2*bu
+    rows and 2*bv columns further on: tile (ty + bu, tx + bv) of the same
+    grid, so one V serves all blocks, and each block is 16 more GEMMs on V
+    shifted by bu*Fw + bv tiles, added into the same M: the shifted-GEMM
+    trick of version 5, on tiles. V covers a frame of Fh x Fw tiles per
+    image, (blocks - 1) more than the output needs (junk, not read back).
 
     For each chunk of images: pad channels-last, V = transform_input,
-    M[xi] = V[xi] @ U[xi] for the 16 positions xi (per group),
+    M[xi] = sum over blocks of V[xi] (shifted) @ U[block, xi] (per group),
     z = transform_output(M), then bias (+ ReLU) to NCHW, or with
     pool=(kernel, stride, padding, ceil_mode) the fused max pool of the
     shifted GEMMs (pooling.max_pool_pixels_major). u: the weight's
     transform if already known (transformed_weights(w)).
     """
     if not supports(w.shape[2:], stride, dilation):
-        raise ValueError(f"conv_winograd needs a 3x3 kernel, stride 1 and dilation 1, "
-                         f"got kernel {tuple(w.shape[2:])}, stride {stride}, "
+        raise ValueError(f"conv_winograd needs a kernel of at least 2 x 2, stride 1 and "
+                         f"dilation 1, got kernel {tuple(w.shape[2:])}, stride {stride}, "
                          f"dilation {dilation}")
     n_img, c_in, h, wd = x.shape
-    out_ch, c_per_group = w.shape[:2]
+    out_ch, c_per_group, kh, kw = w.shape
     o_per_group = out_ch // groups
-    ho, wo = (conv_output_size(n, 3, 1, padding) for n in (h, wd))
-    tiles_h, tiles_w = -(-ho // 2), -(-wo // 2)
-    tiles = tiles_h * tiles_w                                   # per image
-    u = transformed_weights(w) if u is None else u               # (16, Cg, O)
+    ho, wo = conv_output_size(h, kh, 1, padding), conv_output_size(wd, kw, 1, padding)
+    u = transformed_weights(w) if u is None else u              # (Bh, Bw, 16, Cg, O)
+    blocks_h, blocks_w = u.shape[:2]
+    frame_h, frame_w = (ho + 1) // 2 + blocks_h - 1, (wo + 1) // 2 + blocks_w - 1
+    frame = frame_h * frame_w                                   # tiles per image
+    tail = (blocks_h - 1) * frame_w + blocks_w - 1              # what the last shifts read
     y_hw = (ho, wo) if pool is None else tuple(
         conv_output_size(n, pool[0], pool[1], pool[2], ceil_mode=pool[3]) for n in (ho, wo))
     y = np.empty((n_img, out_ch) + y_hw, dtype=np.float32)
-    padded = (2 * tiles_h + 2, 2 * tiles_w + 2)                 # the rows, columns tiles read
-    per_image = 4 * (padded[0] * padded[1] * c_in + 16 * tiles * (c_in + out_ch)
+    padded = (2 * frame_h + 2, 2 * frame_w + 2)                 # the rows, columns tiles read
+    per_image = 4 * (padded[0] * padded[1] * c_in + 16 * frame * (c_in + out_ch)
                      + ho * wo * out_ch)
     chunk = -(-n_img // -(-n_img // max(1, budget // per_image)))   # equal chunks
     xp_all = scratch.take("winograd padded", chunk * padded[0] * padded[1] * c_in)
-    v_all = scratch.take("winograd input", 16 * chunk * tiles * c_in)
-    m_all = scratch.take("winograd product", 16 * chunk * tiles * out_ch)
+    v_all = scratch.take("winograd input", 16 * (chunk * frame + tail) * c_in)
+    m_all = scratch.take("winograd product", 16 * chunk * frame * out_ch)
     z_all = scratch.take("winograd output", chunk * ho * wo * out_ch)
     for start in range(0, n_img, chunk):
         n = min(n_img, start + chunk) - start
+        positions = n * frame
         xp = xp_all[:n * padded[0] * padded[1] * c_in].reshape((n,) + padded + (c_in,))
-        v = v_all[:16 * n * tiles * c_in].reshape(16, n * tiles, c_in)
-        m = m_all[:16 * n * tiles * out_ch].reshape(16, n * tiles, out_ch)
+        v = v_all[:16 * (positions + tail) * c_in].reshape(16, positions + tail, c_in)
+        m = m_all[:16 * positions * out_ch].reshape(16, positions, out_ch)
         z = z_all[:n * ho * wo * out_ch].reshape(n * ho * wo, out_ch)
         pad_channels_last(x[start:start + n], padding, xp)
-        transform_input(xp, tiles_h, tiles_w, v)
+        transform_input(xp, frame_h, frame_w, v)
+        v[:, positions:] = 0.0                                  # read by junk tiles only
         for xi in range(16):
             for g in range(groups):
                 ins = slice(g * c_per_group, (g + 1) * c_per_group)
                 outs = slice(g * o_per_group, (g + 1) * o_per_group)
-                blas.gemm(v[xi, :, ins], u[xi, :, outs], m[xi, :, outs])
-        transform_output(m, tiles_h, tiles_w, ho, wo, z)
+                for bu in range(blocks_h):
+                    for bv in range(blocks_w):
+                        off = bu * frame_w + bv
+                        blas.gemm(v[xi, off:off + positions, ins], u[bu, bv, xi, :, outs],
+                                  m[xi, :, outs], accumulate=(bu, bv) != (0, 0))
+        transform_output(m, (frame_h, frame_w), ho, wo, z)
         if pool is None:
             add_bias_to_nchw_from_rows(z.reshape(n, ho * wo, out_ch), b, relu,
                                        y[start:start + n].reshape(n, out_ch, ho * wo))
