@@ -48,6 +48,13 @@ def _windows(x, kernel, stride, dilation):
     return win[:, :, ::stride, ::stride, ::dilation, ::dilation]
 
 
+# The columns of a convolution are k*k times bigger than its input (225 MB
+# for conv2 of AlexNet-227 at batch 32), so conv2d builds them for a few
+# images at a time: about this many bytes, which stay in cache between the
+# copy and the matrix product (conv2 at batch 32: 177 -> 155 ms).
+COLUMNS_BYTES = 16 * 2**20
+
+
 def conv2d(x, w, b, stride=1, padding=0, groups=1, dilation=1):
     """Cross-correlation, as PyTorch and Caffe define convolution.
 
@@ -55,25 +62,34 @@ def conv2d(x, w, b, stride=1, padding=0, groups=1, dilation=1):
     y[n, o, i, j] = b[o] + sum_{c,u,v} w[o, c, u, v] * xp[n, g*C/G + c,
                                                           i*s + u*d, j*s + v*d]
     where xp is x zero-padded by `padding` and g is the group of o.
-
-    As a matrix product (im2col): every output pixel gets a column holding
-    the C/G*k*k input values its window sees, and one matrix product with the
-    weights, viewed as (O/G, C/G*k*k), gives all outputs of a group at once,
-    already in (O, Ho*Wo) order. Copying the columns reads whole runs of
-    input rows, which is why (C, k, k) goes before (Ho, Wo).
+    Computed a few images at a time (COLUMNS_BYTES), by _conv2d_im2col.
     """
     # the formula's Ho, Wo; ShapeError for shapes that do not fit together
     n, out_ch, ho, wo = checks.conv2d_shape(x.shape, w.shape, np.shape(b), stride, padding,
                                             groups, dilation)
-    k = w.shape[2]
+    images = max(1, COLUMNS_BYTES // (4 * w[0].size * groups * ho * wo))
+    y = np.empty((n, out_ch, ho, wo), dtype=np.float32)
+    for start in range(0, n, images):
+        y[start:start + images] = _conv2d_im2col(x[start:start + images], w, b, stride,
+                                                 padding, groups, dilation, ho, wo)
+    return y
+
+
+def _conv2d_im2col(x, w, b, stride, padding, groups, dilation, ho, wo):
+    """conv2d of a few images as a matrix product (im2col): every output
+    pixel gets a column holding the C/G*k*k input values its window sees,
+    and one matrix product with the weights, viewed as (O/G, C/G*k*k),
+    gives all outputs of a group at once, already in (O, Ho*Wo) order.
+    Copying the columns reads whole runs of input rows, which is why
+    (C, k, k) goes before (Ho, Wo)."""
+    n, out_ch, k = x.shape[0], w.shape[0], w.shape[2]
     xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
     win = _windows(xp, k, stride, dilation)[:, :, :ho, :wo]  # (N, C, Ho, Wo, k, k)
     # (N, C, k, k, Ho, Wo) -> columns (N, G, C/G*k*k, Ho*Wo): the one copy
     cols = win.transpose(0, 1, 4, 5, 2, 3).reshape(n, groups, -1, ho * wo)
     weights = w.reshape(groups, out_ch // groups, -1)       # (G, O/G, C/G*k*k)
     y = np.matmul(weights, cols)                            # (N, G, O/G, Ho*Wo)
-    y = y.reshape(n, out_ch, ho, wo) + b[:, None, None]
-    return y.astype(np.float32, copy=False)
+    return y.reshape(n, out_ch, ho, wo) + b[:, None, None]
 
 
 def max_pool2d(x, kernel, stride, padding=0, ceil_mode=False):
