@@ -137,7 +137,10 @@ class Model:
         return sum(math.prod(shape) for shape in self.param_shapes().values())
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        """{key: array}. The arrays are the model's own; copy before editing."""
+        """{key: array}. The arrays are the model's own; to change weights,
+        edit a copy and pass it to load_state_dict: backends keep their own
+        prepared copies (numba: read-only, with Winograd transforms; cuda: on
+        the device), which load_state_dict replaces."""
         self._materialize()
         return dict(self._params)
 
