@@ -20,6 +20,9 @@ with V = B^T d B for every tile and channel and U = G g G^T for every
 channel pair. 16 products of depth C over a quarter of the pixels, where
 the shifted GEMMs (version 5) run 9 over all of them: 2.25x fewer
 multiply-adds. The price is the transforms, passes of additions only.
+Larger kernels (AlexNet's 5x5 conv2) are cut into 3x3 blocks at even
+offsets (split_kernel); every block reuses the same V, shifted by whole
+tiles, and adds into the same M (conv_winograd).
 
 Everything in between is channels-last (a pixel's channels side by side):
 then every step of a transform is the same addition on C (or O)
