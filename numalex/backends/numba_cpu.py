@@ -128,9 +128,9 @@ def conv2d(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=False, pool=
     if pool is not None:
         checks.max_pool2d_shape(out_shape, *pool)
     batch = x.shape[0]
-    three_by_three = w.shape[2:] == (3, 3) and transformed is not None
+    prepared_3x3 = w.shape[2:] == (3, 3) and transformed is not None
     if winograd.supports(w.shape[2:], stride, dilation) and (
-            batch >= LARGE_BATCH or three_by_three):
+            batch >= LARGE_BATCH or prepared_3x3):
         return winograd.conv_winograd(x, w, b, stride, padding, groups, dilation, relu,
                                       pool=pool, u=transformed)
     if stride == 1 and batch < LARGE_BATCH:
