@@ -6,8 +6,6 @@ for any n, kernel, stride, padding and dilation, in floor and ceil mode, and
 must refuse (with its arithmetic in the message) exactly when no window fits.
 The strategies of numalex.testing are checked against the same oracle.
 """
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -17,6 +15,7 @@ from hypothesis import strategies as st
 from numalex import ShapeError, conv_output_size
 from numalex.testing import (PoolCase, assert_shape_formula, conv_cases, invalid_conv_cases,
                              invalid_pool_cases, pool_cases)
+from without_module import import_error_without
 
 
 def count_windows(n, kernel, stride, padding=0, dilation=1, ceil_mode=False):
@@ -183,10 +182,6 @@ def test_assert_shape_formula_returns_what_a_right_layer_returns():
 
 def test_numalex_testing_asks_for_the_test_extra_without_hypothesis():
     """`import numalex` never needs hypothesis; numalex.testing says what to install."""
-    code = ("import sys; sys.modules['hypothesis'] = None\n"
-            "import numalex\n"
-            "try:\n    import numalex.testing\n"
-            "except ImportError as err:\n    print(err)\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            check=True)
-    assert "pip install numalex[test]" in result.stdout
+    assert import_error_without("hypothesis", "import numalex") == ""
+    assert "pip install numalex[test]" in import_error_without("hypothesis",
+                                                               "import numalex.testing")
