@@ -257,7 +257,8 @@ def load_image(path, preset="torchvision") -> np.ndarray:
 
     preset = get_preset(preset)
     with _reading(path), Image.open(path, formats=FORMATS) as image:
-        check_size(image.width, image.height, preset, os.path.getsize(path))
+        on_disk = isinstance(path, (str, os.PathLike))        # else an open file object
+        check_size(image.width, image.height, preset, os.path.getsize(path) if on_disk else None)
         ImageOps.exif_transpose(image, in_place=True)
         return preprocess(image, preset)
 

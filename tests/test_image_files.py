@@ -167,3 +167,9 @@ def test_broken_or_foreign_files_give_one_line_naming_the_file(tmp_path, content
     path = tmp_path / "bad.img"
     path.write_bytes(content)
     refusal(path, ".+")
+
+
+def test_an_open_file_object_loads_too(tmp_path):
+    path = save(tmp_path, "grey8.png", Image.fromarray(grey8()))
+    with open(path, "rb") as f:
+        np.testing.assert_array_equal(images.load_image(f, "caffe"), the_8bit_result(tmp_path))

@@ -58,6 +58,14 @@ def test_max_pool2d_equals_the_loops(h, w, k, s, p, ceil_mode):
     np.testing.assert_array_equal(y, expected.astype(np.float32))
 
 
+def test_max_pool2d_propagates_nan_as_the_loops_do():
+    x = rand(2, 2, 7, 7)
+    x[1, 0, 3, 3] = np.nan                   # padded (4, 4): in 2 x 2 of the 4 x 4 windows
+    y = ref.max_pool2d(x, 3, 2, 1, True)
+    assert np.isnan(y).sum() == 4
+    np.testing.assert_array_equal(y, loops.max_pool2d(x, 3, 2, 1, True).astype(np.float32))
+
+
 @pytest.mark.parametrize("h, w, out", [(6, 6, (6, 6)), (13, 13, (6, 6)), (5, 7, (6, 3)),
                                        (1, 1, (6, 6)), (10, 9, (4, 4))])
 def test_adaptive_avg_pool2d_equals_the_loops(h, w, out):
