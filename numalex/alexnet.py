@@ -140,7 +140,7 @@ def variant_layers(variant, num_classes=1000, width=1.0, input_size=None):
 
 
 def alexnet(variant="torchvision", weights=None, num_classes=1000, width=1.0,
-            input_size=None, seed=0):
+            input_size=None, seed=0, allow_nonfinite=False):
     """Build an AlexNet variant.
 
     variant: "torchvision" ("224"), "original" ("227") or "bvlc" ("caffe").
@@ -149,6 +149,7 @@ def alexnet(variant="torchvision", weights=None, num_classes=1000, width=1.0,
     width: scales every conv and fc width (0.25 gives a small net for tests).
     input_size: the square input the model is built for (default: the
         variant's own, 224 or 227); only `bvlc` derives fc6 from it.
+    allow_nonfinite: load weights that hold NaN or Inf (refused by default).
     """
     from .model import Model, init_params
 
@@ -159,5 +160,6 @@ def alexnet(variant="torchvision", weights=None, num_classes=1000, width=1.0,
     if weights is not None:
         from .weights import load_weights_for
 
-        model.load_state_dict(load_weights_for(model, weights))
+        model.load_state_dict(load_weights_for(model, weights,
+                                               allow_nonfinite=allow_nonfinite))
     return model
