@@ -1,7 +1,9 @@
 """Small weight files of every format, built byte by byte here (independently
 of numalex's readers and writers): a torch.save-like zip with a hand-written
 pickle, and a .caffemodel from a minimal protobuf encoder."""
+import struct
 import zipfile
+import zlib
 from collections import OrderedDict
 
 import numpy as np
@@ -126,3 +128,35 @@ def small_files(folder):
         safetensors.numpy.save_file(state, str(paths["safetensors"]))
     paths["caffemodel"].write_bytes(caffemodel(state, "v2", "shape", extra_layers=False))
     return paths
+
+
+# ---- zip archives from members compressed beforehand (one bomb, many archives) ---------------
+
+def deflated_zeros(nbytes, prefix=b"", chunk=1 << 20):
+    """(size, crc32, raw deflate stream) of `prefix` then `nbytes` zero bytes: a
+    member for raw_zip about 1/200 of its inflated size."""
+    packer = zlib.compressobj(1, zlib.DEFLATED, -15)
+    crc, parts, zeros = zlib.crc32(prefix), [packer.compress(prefix)], bytes(chunk)
+    for _ in range(nbytes // chunk):
+        crc = zlib.crc32(zeros, crc)
+        parts.append(packer.compress(zeros))
+    return len(prefix) + nbytes, crc, b"".join(parts) + packer.flush()
+
+
+def raw_zip(path, members):
+    """A zip archive of `members`: name -> bytes (stored) or
+    (size, crc32, raw deflate stream) (deflated as given, not compressed again)."""
+    body, central = bytearray(), bytearray()
+    for name, member in members.items():
+        size, crc, payload = ((len(member), zlib.crc32(member), member)
+                              if isinstance(member, bytes) else member)
+        method = 0 if isinstance(member, bytes) else zipfile.ZIP_DEFLATED
+        name = name.encode()
+        fields = struct.pack("<HHHHHIII", 20, 0, method, 0, 0x21, crc, len(payload), size)
+        central += (b"PK\x01\x02" + struct.pack("<H", 20) + fields
+                    + struct.pack("<HHHHHII", len(name), 0, 0, 0, 0, 0, len(body)) + name)
+        body += b"PK\x03\x04" + fields + struct.pack("<HH", len(name), 0) + name + payload
+    end = struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, len(members), len(members),
+                      len(central), len(body), 0)
+    path.write_bytes(bytes(body + central + end))
+    return path
