@@ -8,22 +8,13 @@ reach one. Each returns the output shape, computed by numalex.shapes.
 """
 from __future__ import annotations
 
-import operator
-
-from ..shapes import ShapeError, check_pool_padding, conv_output_size
+from ..shapes import ShapeError, _check_int, check_pool_padding, conv_output_size
 
 
 def positive_int(value, what: str) -> int:
-    """`value` as an int >= 1 (NumPy integers welcome), or TypeError/ValueError."""
-    if isinstance(value, bool):
-        raise TypeError(f"{what} must be an integer, got {value!r}")
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{what} must be an integer, got {value!r}") from None
-    if value < 1:
-        raise ValueError(f"{what} must be >= 1, got {value}")
-    return value
+    """`value` as an int >= 1 (NumPy integers welcome), or TypeError/ValueError:
+    the check numalex.shapes makes of every hyper-parameter."""
+    return _check_int(what, value, 1)
 
 
 def _axes(op: str, what: str, shape: tuple, layout: str) -> tuple:

@@ -13,8 +13,6 @@ from .. import backends
 from ..alexnet import DESCRIPTIONS, NATIVE_INPUT, alexnet, canonical_variant
 from ..progress import progress
 
-TOLERANCE = 1e-4   # max |y - ref| / max |ref| allowed between backends
-
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -57,10 +55,6 @@ def _choose_backends(requested) -> tuple[list[str], list[str]]:
     return chosen, skipped
 
 
-def _relative_error(y, ref) -> float:
-    return float(np.abs(y - ref).max() / max(np.abs(ref).max(), 1e-30))
-
-
 def _run_variant(variant, names, args) -> bool:
     model = alexnet(variant, width=args.width, seed=args.seed)
     size = NATIVE_INPUT[model.variant]
@@ -90,11 +84,11 @@ def _run_variant(variant, names, args) -> bool:
     totals = "".join(f"{sum(r.seconds for r in traces[n]) * 1e3:>11.2f}" for n in names)
     print(f"   {'total':<65}{totals}")
     for name in names[1:]:
-        err = _relative_error(logits[name], logits["numpy"])
-        good = err <= TOLERANCE
+        err = backends.relative_error(logits[name], logits["numpy"])
+        good = err <= backends.TOLERANCE
         ok &= good
         print(f"   logits {name} vs numpy: max relative error {err:.2e} "
-              f"({'ok' if good else 'TOO LARGE'}, tolerance {TOLERANCE:g})")
+              f"({'ok' if good else 'TOO LARGE'}, tolerance {backends.TOLERANCE:g})")
     return ok
 
 
