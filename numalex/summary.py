@@ -115,6 +115,12 @@ class Summary:
         par = self.total_params * BYTES_PER_FLOAT / MB
         return {"input": inp, "activations": act, "params": par, "total": inp + act + par}
 
+    def forward_bytes(self, batch: int) -> int:
+        """Bytes a forward pass of `batch` images holds at the most: the input and
+        every layer's output for each image, plus the parameters, float32."""
+        mb = self.sizes_mb
+        return round((batch * (mb["input"] + mb["activations"]) + mb["params"]) * MB)
+
     @property
     def notes(self) -> list[str]:
         notes = ["MACs: multiply-adds of conv and linear layers per image, bias excluded "
