@@ -79,6 +79,9 @@ def check_input(x) -> np.ndarray:
         raise ShapeError(f"input must have shape (N, C, H, W), got {x.shape}{hint}")
     if x.shape[0] == 0:
         raise ShapeError(f"input batch is empty: shape {x.shape}")
+    if x.shape[3] == 3 and x.shape[1] != 3:
+        raise ShapeError(f"input {x.shape} looks channels-last (N, H, W, C); numalex takes "
+                         f"(N, C, H, W): pass x.transpose(0, 3, 1, 2)")
     if not np.isfinite(x).all():
         raise ValueError("input contains NaN or infinity")
     return x.astype(np.float32, copy=False)

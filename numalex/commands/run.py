@@ -12,7 +12,7 @@ import os
 import numpy as np
 
 from .. import backends
-from ..alexnet import DESCRIPTIONS, NATIVE_INPUT, alexnet, canonical_variant
+from ..alexnet import DESCRIPTIONS, NATIVE_INPUT, alexnet, variant_option
 from ..jit_notice import compile_notice
 from ..progress import progress
 from ..summary import summary
@@ -33,7 +33,7 @@ def register(sub) -> None:
                     "floor((n + 2p - k)/s) + 1, compare the logits with the NumPy reference, "
                     "and print per-layer times. Exits 1 if any shape or value disagrees.",
         epilog="examples: numalex run | numalex run --variant caffe --backend numba --batch 8")
-    p.add_argument("--variant", action="append", metavar="V",
+    p.add_argument("--variant", action="append", metavar="V", type=variant_option,
                    help="torchvision, original or bvlc (repeatable; default: all three)")
     p.add_argument("--backend", action="append", metavar="B",
                    help="numpy, numba or cuda (repeatable; default: every available one)")
@@ -162,8 +162,7 @@ def _run_variant(variant, names, args) -> bool:
 def run(args) -> int:
     if args.batch < 1:
         raise ValueError(f"--batch must be at least 1, got {args.batch}")
-    variants = [canonical_variant(v) for v in (args.variant or ["torchvision", "original",
-                                                                 "bvlc"])]
+    variants = args.variant or ["torchvision", "original", "bvlc"]
     names, skipped = _choose_backends(args.backend)
     simulated = "cuda" in names and backends.get("cuda").is_simulator()
     for variant in variants:                   # before any work, from the layer specs

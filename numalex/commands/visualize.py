@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import sys
 
-from ..alexnet import alexnet
+from ..alexnet import alexnet, variant_option
 from ..visualize import check_layer_names, feature_maps_figure, filters_figure
 
 
@@ -17,7 +17,7 @@ def register(sub) -> None:
                     "field. Needs matplotlib (pip install 'numalex[plot]').",
         epilog="examples: numalex visualize | numalex visualize torchvision --weights "
                "alexnet.pth --image cat.jpg --layers features.1 features.11")
-    p.add_argument("variant", nargs="?", default="torchvision",
+    p.add_argument("variant", nargs="?", default="torchvision", type=variant_option,
                    help="torchvision (224), original (227) or bvlc (caffe)")
     p.add_argument("--weights", default=None, help="pretrained weights (default: random)")
     p.add_argument("--image", default=None, help="an image file (default: a test pattern)")

@@ -86,6 +86,9 @@ def load_weights(path) -> dict:
     Caffe blobs become ``<layer>.weight`` / ``<layer>.bias`` in the file's own
     shapes; :func:`load_weights_for` fits them onto a model.
     """
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{path} is a folder; --weights takes one weight file "
+                                f"(.pth, .caffemodel, .safetensors or .npz)")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"weight file not found: {path}")
     return READERS[detect_format(path)](path)
