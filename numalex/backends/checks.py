@@ -1,14 +1,31 @@
 """Argument checks shared by every backend, so all three refuse the same calls
 with the same words.
 
-They look only at shapes and hyper-parameters (never at data), so they work
-on NumPy arrays and CUDA device arrays alike, and they run before any
-kernel: a compiled kernel does no bounds checks, so a wrong shape must never
-reach one. Each returns the output shape, computed by numalex.shapes.
+They look only at shapes, dtypes and hyper-parameters (never at data), so
+they work on NumPy arrays and CUDA device arrays alike, and they run before
+any kernel: a compiled kernel does no bounds checks, so a wrong shape must
+never reach one. Each *_shape function returns the output shape, computed by
+numalex.shapes. An empty batch is a valid shape: every op then returns an
+empty output of the right shape, as PyTorch does.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from ..shapes import ShapeError, _check_int, check_pool_padding, conv_output_size
+
+
+def float32_array(value, op: str, what: str) -> np.ndarray:
+    """A host argument as a float32 C-contiguous array (a copy only if needed).
+
+    Floating-point arrays of any precision are converted; anything else is
+    refused with a TypeError: integer arrays too, since uint8 pixels (0..255)
+    passed by mistake would run, unnormalised, without a word."""
+    if not isinstance(value, np.ndarray):
+        raise TypeError(f"{op}: {what} must be a NumPy array, got {type(value).__name__}")
+    if not np.issubdtype(value.dtype, np.floating):
+        raise TypeError(f"{op}: {what} must be floating point (float32), got {value.dtype}")
+    return np.ascontiguousarray(value, dtype=np.float32)
 
 
 def positive_int(value, what: str) -> int:

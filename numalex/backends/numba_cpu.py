@@ -94,14 +94,7 @@ def synchronize() -> None:
 
 
 # ---- arguments ------------------------------------------------------------
-def _float32(value, op: str, what: str) -> np.ndarray:
-    """`value` as a float32 C-contiguous array, or a clear TypeError. Shapes
-    are checked by numalex.backends.checks, the same for every backend."""
-    if not isinstance(value, np.ndarray):
-        raise TypeError(f"{op}: {what} must be a NumPy array, got {type(value).__name__}")
-    if not np.issubdtype(value.dtype, np.floating):
-        raise TypeError(f"{op}: {what} must be floating point (float32), got {value.dtype}")
-    return np.ascontiguousarray(value, dtype=np.float32)
+_float32 = checks.float32_array         # the same dtype checks on every backend
 
 
 # ---- the contract ---------------------------------------------------------
@@ -126,8 +119,10 @@ def conv2d(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=False, pool=
     out_shape = checks.conv2d_shape(x.shape, w.shape, b.shape, stride, padding, groups,
                                     dilation)
     if pool is not None:
-        checks.max_pool2d_shape(out_shape, *pool)
+        out_shape = checks.max_pool2d_shape(out_shape, *pool)
     batch = x.shape[0]
+    if batch == 0:
+        return np.empty(out_shape, dtype=np.float32)      # as PyTorch: an empty batch out
     prepared_3x3 = w.shape[2:] == (3, 3) and transformed is not None
     if winograd.supports(w.shape[2:], stride, dilation) and (
             batch >= LARGE_BATCH or prepared_3x3):
@@ -188,6 +183,8 @@ def linear(x, w, b, relu=False):
                ((x, "input x"), (w, "weight"), (b, "bias")))
     checks.linear_shape(x.shape, w.shape, b.shape)
     y = np.empty((x.shape[0], w.shape[0]), dtype=np.float32)
+    if x.shape[0] == 0:
+        return y
     if x.shape[0] in STREAMING_BATCHES:
         linear_kernels.linear_streaming(x, w, b, y)
         if relu:

@@ -125,7 +125,7 @@ def timed(run, *args):
 
 def _device(a, op: str, what: str):
     """`a` as a float32 device array, or a clear error (shapes: see checks.py)."""
-    a = to_backend(a)
+    a = a if _on_device(a) else cuda.to_device(checks.float32_array(a, op, what))
     if a.dtype != np.float32:
         raise TypeError(f"{op}: {what} must be float32, got {a.dtype}")
     return a

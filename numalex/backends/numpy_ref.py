@@ -36,15 +36,15 @@ def synchronize() -> None:
     """Wait for queued work (nothing to wait for on the CPU)."""
 
 
-def _windows(x, kernel, stride, dilation):
-    """All k x k windows of x as a view.
+def _windows(x, kh, kw, stride, dilation):
+    """All kh x kw windows of x as a view.
 
-    x: (N, C, H, W) -> (N, C, Ho, Wo, k, k), where window (i, j) starts at
+    x: (N, C, H, W) -> (N, C, Ho, Wo, kh, kw), where window (i, j) starts at
     row i*stride, column j*stride and takes every `dilation`-th pixel.
     Ho = floor((H - span)/stride) + 1 falls out of the slicing itself.
     """
-    span = dilation * (kernel - 1) + 1
-    win = sliding_window_view(x, (span, span), axis=(2, 3))
+    span_h, span_w = dilation * (kh - 1) + 1, dilation * (kw - 1) + 1
+    win = sliding_window_view(x, (span_h, span_w), axis=(2, 3))
     return win[:, :, ::stride, ::stride, ::dilation, ::dilation]
 
 
@@ -58,12 +58,14 @@ COLUMNS_BYTES = 16 * 2**20
 def conv2d(x, w, b, stride=1, padding=0, groups=1, dilation=1):
     """Cross-correlation, as PyTorch and Caffe define convolution.
 
-    x: (N, C, H, W), w: (O, C/groups, k, k), b: (O,) -> (N, O, Ho, Wo)
+    x: (N, C, H, W), w: (O, C/groups, kh, kw), b: (O,) -> (N, O, Ho, Wo)
     y[n, o, i, j] = b[o] + sum_{c,u,v} w[o, c, u, v] * xp[n, g*C/G + c,
                                                           i*s + u*d, j*s + v*d]
     where xp is x zero-padded by `padding` and g is the group of o.
     Computed a few images at a time (COLUMNS_BYTES), by _conv2d_im2col.
     """
+    x, w, b = (checks.float32_array(a, "conv2d", what) for a, what in
+               ((x, "input x"), (w, "weight"), (b, "bias")))
     # the formula's Ho, Wo; ShapeError for shapes that do not fit together
     n, out_ch, ho, wo = checks.conv2d_shape(x.shape, w.shape, np.shape(b), stride, padding,
                                             groups, dilation)
@@ -82,12 +84,12 @@ def _conv2d_im2col(x, w, b, stride, padding, groups, dilation, ho, wo):
     gives all outputs of a group at once, already in (O, Ho*Wo) order.
     Copying the columns reads whole runs of input rows, which is why
     (C, k, k) goes before (Ho, Wo)."""
-    n, out_ch, k = x.shape[0], w.shape[0], w.shape[2]
+    n, (out_ch, _, kh, kw) = x.shape[0], w.shape
     xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
-    win = _windows(xp, k, stride, dilation)[:, :, :ho, :wo]  # (N, C, Ho, Wo, k, k)
-    # (N, C, k, k, Ho, Wo) -> columns (N, G, C/G*k*k, Ho*Wo): the one copy
+    win = _windows(xp, kh, kw, stride, dilation)[:, :, :ho, :wo]   # (N, C, Ho, Wo, kh, kw)
+    # (N, C, kh, kw, Ho, Wo) -> columns (N, G, C/G*kh*kw, Ho*Wo): the one copy
     cols = win.transpose(0, 1, 4, 5, 2, 3).reshape(n, groups, -1, ho * wo)
-    weights = w.reshape(groups, out_ch // groups, -1)       # (G, O/G, C/G*k*k)
+    weights = w.reshape(groups, out_ch // groups, -1)       # (G, O/G, C/G*kh*kw)
     y = np.matmul(weights, cols)                            # (N, G, O/G, Ho*Wo)
     return y.reshape(n, out_ch, ho, wo) + b[:, None, None]
 
@@ -103,6 +105,7 @@ def max_pool2d(x, kernel, stride, padding=0, ceil_mode=False):
     arrays (2k passes, not k*k). In ceil mode the last window may hang past
     the bottom/right edge; extra -inf rows make room for it.
     """
+    x = checks.float32_array(x, "max_pool2d", "input x")
     _, _, ho, wo = checks.max_pool2d_shape(x.shape, kernel, stride, padding, ceil_mode)
     h, w = x.shape[2:]
     extra_h = max(0, (ho - 1) * stride + kernel - (h + 2 * padding))
@@ -126,6 +129,7 @@ def adaptive_avg_pool2d(x, out_hw):
     [floor(i*H/oh), ceil((i+1)*H/oh)). With S the 2-D cumulative sum (a zero
     row and column in front), a bin's sum is S[e,f] - S[s,f] - S[e,t] + S[s,t].
     """
+    x = checks.float32_array(x, "adaptive_avg_pool2d", "input x")
     _, _, oh, ow = checks.adaptive_avg_pool2d_shape(x.shape, out_hw)
     h, w = x.shape[2:]
     if (oh, ow) == (h, w):                # every bin is one pixel (AlexNet-224's 6x6 -> 6x6)
@@ -146,6 +150,7 @@ def lrn(x, size, alpha, beta, k):
     x: (N, C, H, W). y = x / (k + alpha/size * sum_{c'} x[c']^2)^beta, the sum
     over channels c - size//2 ... c + (size-1)//2 that exist.
     """
+    x = checks.float32_array(x, "lrn", "input x")
     checks.lrn_shape(x.shape, size)
     sq = np.pad(np.square(x, dtype=np.float32),
                 ((0, 0), (size // 2, (size - 1) // 2), (0, 0), (0, 0)))
@@ -155,6 +160,7 @@ def lrn(x, size, alpha, beta, k):
 
 def relu(x):
     """max(x, 0), elementwise."""
+    x = checks.float32_array(x, "relu", "input x")
     return np.maximum(x, 0, dtype=np.float32)
 
 
@@ -165,5 +171,7 @@ def linear(x, w, b):
     the left operand, which BLAS runs 25-35% faster here (fc6 at batch 32:
     17 against 23 ms); adding the bias writes the result back in row order.
     """
-    checks.linear_shape(x.shape, w.shape, np.shape(b))
+    x, w, b = (checks.float32_array(a, "linear", what) for a, what in
+               ((x, "input x"), (w, "weight"), (b, "bias")))
+    checks.linear_shape(x.shape, w.shape, b.shape)
     return np.add((w @ x.T).T, b, order="C", dtype=np.float32)
