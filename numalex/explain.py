@@ -16,7 +16,7 @@ import math
 import textwrap
 from dataclasses import dataclass
 
-from .alexnet import DESCRIPTIONS, NATIVE_INPUT, variant_layers
+from .alexnet import DESCRIPTIONS, NATIVE_INPUT, TABLE_SOURCE, variant_layers
 from .layers import Conv2d, Flatten, Linear, MaxPool2d
 from .shapes import ShapeError, SizeArithmetic, size_arithmetic
 from .summary import SEED_PRINTED_ORIGINAL_TOTAL
@@ -256,14 +256,15 @@ def param_lines() -> list[str]:
         f"{orig.total - tv.total:,} ({(orig.total - tv.total) / tv.total:.1%}): "
         f"all three are about {round(tv.total, -6) // 10**6} million.",
         "torchvision's widths are those of Krizhevsky's 2014 paper 'One weird trick for "
-        "parallelizing convolutional neural networks'; Caffe (and the seed's one-tower "
-        "table) keeps the 2012 paper's widths, split in two halves across two GPUs.",
+        "parallelizing convolutional neural networks'; Caffe (and the one-tower table of "
+        "the 224-or-227 blog post) keeps the 2012 paper's widths, split in two halves "
+        "across two GPUs.",
         f"bvlc keeps that split as groups=2: each half of conv2/conv4/conv5 sees only half "
         f"the input channels, saving {orig.total - bvlc.total:,} weights against 'original'.",
     ]
     if orig.total != SEED_PRINTED_ORIGINAL_TOTAL:
-        prose.append(f"The seed prints {SEED_PRINTED_ORIGINAL_TOTAL:,} for the one-tower "
-                     f"table; its own rows sum to {orig.total:,}.")
+        prose.append(f"The one-tower table of {TABLE_SOURCE} prints "
+                     f"{SEED_PRINTED_ORIGINAL_TOTAL:,}; its own rows sum to {orig.total:,}.")
     for text in prose:
         lines += _prose(text)
     return lines

@@ -77,6 +77,9 @@ def check_input(x, channels: int = 3) -> np.ndarray:
     if x.ndim != 4:
         hint = " (add a batch axis: x[None])" if x.ndim == 3 else ""
         raise ShapeError(f"input must have shape (N, C, H, W), got {x.shape}{hint}")
+    if x.shape[3] == channels and x.shape[1] != channels:
+        raise ShapeError(f"input {x.shape} looks channels-last (N, H, W, C); numalex takes "
+                         f"(N, C, H, W): pass x.transpose(0, 3, 1, 2)")
     if x.shape[1] != channels:
         raise ShapeError(f"input must have {channels} input channels (RGB), got "
                          f"{x.shape[1]}: shape {x.shape}")

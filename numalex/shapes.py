@@ -94,7 +94,9 @@ class SizeArithmetic:
     @property
     def text(self) -> str:
         exact = self.exact
-        shown = f"{exact:g}" if exact == int(exact) else f"{exact:.4g}"
+        # whole numbers in full; else 4 significant digits, at least 2 decimals
+        digits = max(4, len(str(int(exact))) + 2)
+        shown = str(int(exact)) if exact == int(exact) else f"{exact:.{digits}g}"
         if exact == self.out:
             return f"{self.expression} = {shown}"
         mode = "ceil" if self.ceil_mode else "floor"

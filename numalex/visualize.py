@@ -19,7 +19,7 @@ from .images import VARIANT_PRESETS, get_preset, load_image, preprocess
 from .layers import Conv2d, Flatten, ReLU
 from .summary import summary
 
-PLOT_HINT = "numalex visualize needs matplotlib: pip install 'numalex[plot]'"
+PLOT_HINT = "drawing needs matplotlib: pip install 'numalex[plot]'"
 RANDOM_NOTE = ("Random (seeded) weights: these are noise. Trained conv1 filters show edges "
                "at many angles and colour blobs; load them with --weights FILE.")
 
@@ -92,12 +92,19 @@ def default_layers(model) -> list[str]:
 
 
 def check_layer_names(model, names) -> None:
-    """ValueError naming any layer the model does not have, and listing those it has."""
+    """ValueError naming any layer the model does not have, or that has no
+    feature maps (it comes after the flatten), and listing those that do."""
     known = [name for name, _ in model.layers]
     unknown = [n for n in names if n not in known]
+    flat = next(i for i, (_, spec) in enumerate(model.layers) if isinstance(spec, Flatten))
     if unknown:
         raise ValueError(f"unknown layer(s) {', '.join(unknown)} for {model.variant!r}; "
-                         f"layers are: {', '.join(known)}")
+                         f"layers with feature maps are: {', '.join(known[:flat])}")
+    late = [n for n in names if known.index(n) >= flat]
+    if late:
+        raise ValueError(f"layer(s) {', '.join(late)} come after the flatten: no feature "
+                         f"maps to draw; layers with feature maps are: "
+                         f"{', '.join(known[:flat])}")
 
 
 def activations(model, x, names, backend="numpy") -> dict[str, np.ndarray]:
@@ -116,10 +123,6 @@ def activations(model, x, names, backend="numpy") -> dict[str, np.ndarray]:
         h = spec.forward(be, h, {s: sd[f"{name}.{s}"] for s in spec.param_shapes()})
         if name in names:
             kept[name] = be.to_numpy(h)[0]
-    flat = [n for n in names if n not in kept]
-    if flat:
-        raise ValueError(f"layer(s) {', '.join(flat)} come after the flatten: "
-                         f"no feature maps to draw")
     return kept
 
 

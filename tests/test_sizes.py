@@ -89,7 +89,7 @@ def test_report_matches_a_walk_over_window_positions(variant):
         assert report.runs == trunk_runs
 
 
-def test_the_numbers_of_the_issue():
+def test_torchvision_smallest_size_grid_sizes_and_tiling_period():
     tv = size_report("torchvision", 1, 300)
     assert tv.smallest == 63
     assert ranges(tv.on_grid) == "223-254"

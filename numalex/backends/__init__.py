@@ -29,7 +29,18 @@ from __future__ import annotations
 
 import importlib
 
+import numpy as np
+
 MODULES = {"numpy": "numpy_ref", "numba": "numba_cpu", "cuda": "numba_cuda"}
+
+
+# How far two backends' logits may differ: float32 sums in another order.
+TOLERANCE = 1e-4
+
+
+def relative_error(y, ref) -> float:
+    """max |y - ref| / max |ref|: how far y is from ref, as a fraction of ref's scale."""
+    return float(np.abs(y - ref).max() / max(float(np.abs(ref).max()), 1e-30))
 
 
 class BackendUnavailable(RuntimeError):

@@ -10,11 +10,9 @@ empty output of the right shape, as PyTorch does.
 """
 from __future__ import annotations
 
-import operator
-
 import numpy as np
 
-from ..shapes import ShapeError, check_pool_padding, conv_output_size
+from ..shapes import ShapeError, _check_int, check_pool_padding, conv_output_size
 
 
 def float32_array(value, op: str, what: str) -> np.ndarray:
@@ -31,16 +29,9 @@ def float32_array(value, op: str, what: str) -> np.ndarray:
 
 
 def positive_int(value, what: str) -> int:
-    """`value` as an int >= 1 (NumPy integers welcome), or TypeError/ValueError."""
-    if isinstance(value, bool):
-        raise TypeError(f"{what} must be an integer, got {value!r}")
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{what} must be an integer, got {value!r}") from None
-    if value < 1:
-        raise ValueError(f"{what} must be >= 1, got {value}")
-    return value
+    """`value` as an int >= 1 (NumPy integers welcome), or TypeError/ValueError:
+    the check numalex.shapes makes of every hyper-parameter."""
+    return _check_int(what, value, 1)
 
 
 def _axes(op: str, what: str, shape: tuple, layout: str) -> tuple:

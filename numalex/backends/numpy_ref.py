@@ -51,7 +51,7 @@ def _windows(x, kh, kw, stride, dilation):
 # The columns of a convolution are k*k times bigger than its input (225 MB
 # for conv2 of AlexNet-227 at batch 32), so conv2d builds them for a few
 # images at a time: about this many bytes, which stay in cache between the
-# copy and the matrix product (conv2 at batch 32: 177 -> 155 ms).
+# copy and the matrix product (conv2 at batch 32: 177 -> 135 ms).
 COLUMNS_BYTES = 16 * 2**20
 
 

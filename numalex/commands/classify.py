@@ -10,7 +10,7 @@ import json
 
 import numpy as np
 
-from ..alexnet import VARIANTS, alexnet
+from ..alexnet import alexnet, variant_option
 from ..images import PRESETS, VARIANT_PRESETS, find_images, imagenet_classes, load_batch
 from ..progress import progress
 
@@ -27,7 +27,7 @@ def register(sub) -> None:
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders")
     p.add_argument("--weights", required=True, metavar="FILE",
                    help=".pth, .caffemodel, .safetensors or .npz")
-    p.add_argument("--variant", default="torchvision", choices=sorted(VARIANTS),
+    p.add_argument("--variant", default="torchvision", type=variant_option,
                    metavar="V", help="torchvision (default), original or bvlc")
     p.add_argument("--backend", default="numpy", metavar="B",
                    help="numpy (default), numba or cuda")

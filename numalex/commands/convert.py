@@ -11,7 +11,7 @@ that hold NaN or Inf are refused unless --allow-nonfinite.
 """
 from __future__ import annotations
 
-from ..alexnet import VARIANTS, alexnet
+from ..alexnet import alexnet, variant_option
 from ..weights import load_weights, save_weights
 
 
@@ -24,7 +24,7 @@ def register(sub) -> None:
                "numalex convert bvlc_alexnet.caffemodel bvlc.npz --variant bvlc")
     p.add_argument("source", metavar="IN", help="weight file to read")
     p.add_argument("target", metavar="OUT", help="file to write (.safetensors or .npz)")
-    p.add_argument("--variant", choices=sorted(VARIANTS), metavar="V",
+    p.add_argument("--variant", type=variant_option, metavar="V",
                    help="fit and check the arrays against this variant first")
     p.add_argument("--num-classes", type=int, default=1000, metavar="N",
                    help="with --variant: outputs of the last layer (1000)")

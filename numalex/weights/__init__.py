@@ -112,6 +112,9 @@ def load_weights(path, *, allow_nonfinite: bool = False, model_bytes: int = 0) -
     or Inf are refused unless `allow_nonfinite`. `model_bytes` raises the
     allocation budget (limits.py) by the size of the model the file is for.
     """
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{path} is a folder; --weights takes one weight file "
+                                f"(.pth, .caffemodel, .safetensors or .npz)")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"weight file not found: {path}")
     budget = AllocationBudget.for_file(path, model_bytes)
