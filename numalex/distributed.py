@@ -204,7 +204,7 @@ def connect(target: str, timeout: float = 30) -> Iterator[Client]:
         workers = int(local.group(1) or os.cpu_count() or 1)
         positive_int(workers, "--dask local:N")
         with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                          dashboard_address=None, silence_logs=40) as cluster, \
+                          dashboard_address=":0", silence_logs=40) as cluster, \
                 Client(cluster) as client:
             yield client
     elif "://" in target:
