@@ -299,3 +299,12 @@ def test_peak_memory_is_flat_from_600_to_3000_images(tmp_path):
         assert sum(1 for _ in open(tmp_path / f"{count}.jsonl")) == count
         peaks[count] = int(done.stdout.split()[-1])
     assert peaks[3000] <= 1.3 * peaks[600], peaks
+
+
+def test_a_run_that_fails_before_its_first_row_leaves_no_file(photo_folder, tmp_path, capsys):
+    _, good, _ = photo_folder
+    out = tmp_path / "labels.csv"
+    assert main(["classify", good[0], "--weights", str(tmp_path / "missing.npz"), *TINY_ARGS,
+                 "--out", str(out)]) == 2
+    assert "missing.npz" in capsys.readouterr().err
+    assert not out.exists()                     # so a corrected run needs no --resume

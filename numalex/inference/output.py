@@ -80,11 +80,8 @@ class ResultFile:
         if exists:
             drop_incomplete_last_line(self.path)
             self._read_existing()
-        self.file = open(self.path, "a", encoding="utf-8", newline="")
-        if self.format == ".csv":
-            self.csv = csv.writer(self.file, lineterminator="\n")
-            if not exists:
-                self.csv.writerow(csv_header(top))
+        self.file = None                 # opened by the first write: a run that fails
+        self.needs_header = not exists   # before its first row leaves no file behind
 
     def _read_existing(self) -> None:
         with open(self.path, encoding="utf-8", newline="") as file:
@@ -111,16 +108,23 @@ class ResultFile:
                              f"damaged or not numalex's output") from None
 
     def write(self, row: dict) -> None:
+        if self.file is None:
+            self.file = open(self.path, "a", encoding="utf-8", newline="")
+            self.csv = csv.writer(self.file, lineterminator="\n")
+            if self.needs_header and self.format == ".csv":
+                self.csv.writerow(csv_header(self.top))
         if self.format == ".csv":
             self.csv.writerow(csv_cells(row, self.top))
         else:
             self.file.write(strict_json(row) + "\n")
 
     def flush(self) -> None:
-        self.file.flush()
+        if self.file is not None:
+            self.file.flush()
 
     def close(self) -> None:
-        self.file.close()
+        if self.file is not None:
+            self.file.close()
 
     def __enter__(self):
         return self
