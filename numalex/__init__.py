@@ -11,10 +11,12 @@ from .alexnet import alexnet
 from .model import LayerRecord, Model, StateDictError
 from .shapes import ShapeError, conv_output_size, size_arithmetic
 from .summary import summary
+from .training import SGD
 from .weights import load_weights, save_weights
 
 __version__ = "0.1.0"
 
 __all__ = ["alexnet", "backends", "conv_output_size", "size_arithmetic", "summary",
            "load_weights", "save_weights",
-           "LayerRecord", "Model", "ShapeError", "StateDictError", "__version__"]
+           "LayerRecord", "Model", "ShapeError", "StateDictError", "__version__",
+           "SGD"]
