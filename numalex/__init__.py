@@ -15,6 +15,7 @@ from .inference import classify_files
 from .model import LayerRecord, Model, StateDictError
 from .shapes import ShapeError, conv_output_size, size_arithmetic
 from .summary import summary
+from .training import SGD
 from .weights import load_weights, save_weights
 
 __version__ = "0.1.0"
@@ -22,4 +23,5 @@ __version__ = "0.1.0"
 __all__ = ["alexnet", "backends", "classify_files", "cross_entropy", "conv_output_size",
            "size_arithmetic", "summary",
            "load_weights", "save_weights",
-           "LayerRecord", "Model", "ShapeError", "StateDictError", "__version__"]
+           "LayerRecord", "Model", "ShapeError", "StateDictError", "__version__",
+           "SGD"]
