@@ -141,15 +141,22 @@ def test_decoding_runs_ahead_but_stays_bounded(monkeypatch):
             decoded.append(path)
         return np.zeros(1, np.float32)
 
+    def decoded_after_a_pause(expected):
+        """How many were decoded once `expected` are, or 10 s passed, plus 0.2 s
+        more in which unbounded decoding would run on."""
+        deadline = time.monotonic() + 10
+        while len(decoded) < expected and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.2)
+        return len(decoded)
+
     monkeypatch.setattr(pipeline, "decode_or_error", fake_decode)
     batches = pipeline.decoded_batches(range(1000), None, batch=4, threads=2, batches_ahead=2)
     first, _ = next(batches)
     assert first == [0, 1, 2, 3]
-    time.sleep(0.2)                              # give the threads every chance to run on
-    assert len(decoded) == 4 * (1 + 2 + 1)       # this batch, 2 ahead, 1 queued on taking it
-    second, _ = next(batches)
-    time.sleep(0.2)
-    assert second == [4, 5, 6, 7] and len(decoded) == 4 * 5
+    assert decoded_after_a_pause(16) == 4 * (1 + 2 + 1)   # this batch, 2 ahead, 1 queued
+    second, _ = next(batches)                             # on taking it
+    assert second == [4, 5, 6, 7] and decoded_after_a_pause(20) == 4 * 5
     batches.close()
 
 
@@ -239,7 +246,7 @@ def subprocess_env():
 
 
 def test_killed_run_then_resume_has_every_image_once(tmp_path, tiny_weights):
-    paths = write_photos(tmp_path / "photos", 40)
+    paths = write_photos(tmp_path / "photos", 60)
     out = tmp_path / "labels.jsonl"
     argv = cli(str(tmp_path / "photos"), "--weights", tiny_weights, *TINY_ARGS,
                "--batch-size", "2", "--out", str(out))

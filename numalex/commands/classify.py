@@ -65,9 +65,9 @@ def register(sub) -> None:
     p.add_argument("--resume", action="store_true",
                    help="continue --out FILE after a killed or failed run: skip the images "
                         "already in it and append the rest")
-    p.add_argument("--decode-threads", type=int, default=2, metavar="N",
-                   help="threads decoding images ahead of the model (2; per worker with "
-                        "--dask: 1)")
+    p.add_argument("--decode-threads", type=int, metavar="N",
+                   help="threads decoding images ahead of the model (default 2; with "
+                        "--dask, per worker: 1)")
     p.add_argument("--dask", metavar="CLUSTER",
                    help="run on Dask: local[:N] starts N worker processes here (default: "
                         "one per core); tcp://HOST:PORT uses a running scheduler; weights "
@@ -116,10 +116,9 @@ class JsonArrayOutput(TableOutput):
 
 
 def check_arguments(args) -> None:
-    for option in ("top", "batch_size", "decode_threads", "partition_size"):
-        positive_int(getattr(args, option), "--" + option.replace("_", "-"))
-    if args.worker_threads is not None:
-        positive_int(args.worker_threads, "--worker-threads")
+    for option in ("top", "batch_size", "partition_size", "decode_threads", "worker_threads"):
+        if getattr(args, option) is not None:
+            positive_int(getattr(args, option), "--" + option.replace("_", "-"))
     if args.resume and not args.out:
         raise ValueError("--resume continues an output file: give it with --out FILE")
     if args.json and args.out:
@@ -150,7 +149,7 @@ def results(todo, spec, args):
     """Result rows for `todo`: here (the model is built now, so bad weights
     fail before any output), or on Dask when --dask is given."""
     if args.dask is None:
-        return stream(spec.build(), todo, args.batch_size, args.decode_threads)
+        return stream(spec.build(), todo, args.batch_size, args.decode_threads or 2)
     return dask_results(todo, spec, args)
 
 
@@ -159,7 +158,8 @@ def dask_results(todo, spec, args):
 
     with distributed.connect(args.dask) as client:
         yield from distributed.stream_rows(todo, client, spec, args.batch_size,
-                                           args.partition_size, args.worker_threads)
+                                           args.partition_size, args.worker_threads,
+                                           decode_threads=args.decode_threads or 1)
 
 
 def write_rows(rows, output, total: int) -> tuple[int, list]:

@@ -104,7 +104,8 @@ class Classifier:
         Returns N rows in the same order; every readable image goes through
         one forward pass together."""
         readable = [i for i, item in enumerate(decoded) if isinstance(item, np.ndarray)]
-        rows = [{"image": str(path), "error": str(item)} for path, item in zip(paths, decoded)]
+        rows = [None if isinstance(item, np.ndarray) else {"image": str(path), "error": item}
+                for path, item in zip(paths, decoded)]
         if readable:
             x = np.stack([decoded[i] for i in readable])            # (n, 3, crop, crop)
             with np.errstate(over="ignore", invalid="ignore"):      # caught just below

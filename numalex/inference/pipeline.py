@@ -5,10 +5,10 @@
 
 Worker threads decode (read, resize, crop, normalise) the next batches while
 the current batch runs through the model, so the cores that Pillow and the
-resize use are busy at the same time as the forward pass. At most
-`batches_ahead` batches wait decoded, so memory holds about
-`(batches_ahead + 1) * batch` images however long the list of paths is (it
-may be a generator). Results come out in the order of the paths, one batch at
+resize use are busy at the same time as the forward pass. While the model
+runs one batch, the next `batches_ahead + 1` are being decoded or wait
+decoded, so memory holds at most `(batches_ahead + 2) * batch` images however
+long the list of paths is (it may be a generator). Results come out in the order of the paths, one batch at
 a time, as soon as that batch is done.
 
 An image that cannot be read becomes a row with an "error" and never stops
@@ -48,8 +48,9 @@ def decode_or_error(path, preset):
 def decoded_batches(paths: Iterable, preset, batch: int, threads: int = 2,
                     batches_ahead: int = 2) -> Iterator[tuple[list, list]]:
     """Yield (paths, decoded) per batch, decoded[i] being an array or an
-    error text (see decode_or_error). Decoding runs in `threads` threads and
-    stays at most `batches_ahead` batches ahead of the consumer."""
+    error text (see decode_or_error). Decoding runs in `threads` threads;
+    while the caller holds one batch, at most `batches_ahead + 1` more are
+    submitted (the next one is queued as the caller takes this one)."""
     positive_int(batch, "batch"), positive_int(threads, "decode threads")
     if batches_ahead < 0:
         raise ValueError(f"batches_ahead must be >= 0, got {batches_ahead}")
