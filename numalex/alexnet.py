@@ -154,7 +154,7 @@ def variant_layers(variant, num_classes=1000, width=1.0, input_size=None):
 
 
 def alexnet(variant="torchvision", weights=None, num_classes=1000, width=1.0,
-            input_size=None, seed=0):
+            input_size=None, seed=0, allow_nonfinite=False):
     """Build an AlexNet variant.
 
     variant: "torchvision" ("224"), "original" ("227") or "bvlc" ("caffe").
@@ -163,6 +163,7 @@ def alexnet(variant="torchvision", weights=None, num_classes=1000, width=1.0,
     width: scales every conv and fc width (0.25 gives a small net for tests).
     input_size: the square input the model is built for (default: the
         variant's own, 224 or 227); only `bvlc` derives fc6 from it.
+    allow_nonfinite: load weights that hold NaN or Inf (refused by default).
     """
     from .model import Model, StateDictError, init_params
 
@@ -171,11 +172,11 @@ def alexnet(variant="torchvision", weights=None, num_classes=1000, width=1.0,
     layers = variant_layers(name, num_classes, width, size)
     model = Model(name, layers, size, lambda: init_params(layers, seed))
     if weights is not None:
-        from .weights import fit_to_model, load_weights
+        from .weights import fit_to_model, load_weights_for
 
-        state = load_weights(weights)
+        state = load_weights_for(model, weights, allow_nonfinite=allow_nonfinite)
         try:
-            model.load_state_dict(fit_to_model(state, model.param_shapes()))
+            model.load_state_dict(state)
         except StateDictError as err:
             fits = [other for other in BUILDERS if other != name and _fits(
                 state, variant_layers(other, num_classes, width), fit_to_model)]

@@ -6,7 +6,7 @@ import tempfile
 
 from ..alexnet import alexnet, variant_option
 from ..visualize import (check_layer_names, feature_maps_figure, filters_figure, model_input,
-                         pyplot)
+                         pyplot, saliency_figure)
 
 MAX_CHANNELS = 64      # feature maps per layer: one small picture each
 
@@ -19,7 +19,8 @@ def register(sub) -> None:
                     "chosen layers, titled with their shapes, size arithmetic and receptive "
                     "field. Needs matplotlib (pip install 'numalex[plot]').",
         epilog="examples: numalex visualize | numalex visualize torchvision --weights "
-               "alexnet.pth --image cat.jpg --layers features.1 features.11")
+               "alexnet.pth --image cat.jpg --layers features.1 features.11 | numalex "
+               "visualize --weights alexnet.pth --saliency cat.jpg")
     p.add_argument("variant", nargs="?", default="torchvision", type=variant_option,
                    help="torchvision (224), original (227) or bvlc (caffe)")
     p.add_argument("--weights", default=None, help="pretrained weights (default: random)")
@@ -29,6 +30,9 @@ def register(sub) -> None:
     p.add_argument("--channels", type=int, default=8,
                    help=f"channels per layer (8; at most {MAX_CHANNELS})")
     p.add_argument("--out", default=".", help="folder for the PNGs (default: here)")
+    p.add_argument("--saliency", default=None, metavar="IMAGE",
+                   help="instead, write saliency.png: the gradient of IMAGE's top class "
+                        "with respect to its pixels, by backpropagation")
     p.set_defaults(func=run)
 
 
@@ -54,18 +58,23 @@ def run(args) -> int:
     model = alexnet(args.variant, weights=args.weights)
     if args.layers:
         check_layer_names(model, args.layers)
-    if args.image is not None:
-        model_input(model, args.image)              # a bad image fails here
+    for image in (args.image, args.saliency):
+        if image is not None:
+            model_input(model, image)               # a bad image fails here
     made = not os.path.exists(args.out)
     os.makedirs(args.out, exist_ok=True)
     try:
         with tempfile.TemporaryDirectory(dir=args.out, prefix=".numalex-") as scratch:
-            drawn = [
-                filters_figure(model, os.path.join(scratch, "conv1_filters.png"),
-                               random_weights=args.weights is None),
-                feature_maps_figure(model, os.path.join(scratch, "feature_maps.png"),
-                                    args.image, args.layers, args.channels),
-            ]
+            if args.saliency:
+                drawn = [saliency_figure(model, os.path.join(scratch, "saliency.png"),
+                                         args.saliency, random_weights=args.weights is None)]
+            else:
+                drawn = [
+                    filters_figure(model, os.path.join(scratch, "conv1_filters.png"),
+                                   random_weights=args.weights is None),
+                    feature_maps_figure(model, os.path.join(scratch, "feature_maps.png"),
+                                        args.image, args.layers, args.channels),
+                ]
             written = [os.path.join(args.out, os.path.basename(path)) for path in drawn]
             for path, target in zip(drawn, written):
                 os.replace(path, target)
