@@ -275,6 +275,8 @@ def param_lines() -> list[str]:
 
 
 # ---- the formula backwards: what a gradient cannot tell apart ----------------------------
+# rows_without_gradient backpropagates a size x size image: sizes up to this one
+BACKPROP_LIMIT = 1024
 def rows_without_gradient(size: int, conv: Conv2d) -> list[int]:
     """Input rows (0-based) that get no gradient through conv1 at `size`.
 
@@ -312,6 +314,10 @@ def backward_lines(sizes) -> list[str]:
             lines.append(f"  {who}: conv1 gives {out}, which comes back from n = "
                          f"{', '.join(str(a.n) for a in sources)} (a = 0 ... {len(sources) - 1})")
             this = next(a for a in sources if a.n == size)
+            if size > BACKPROP_LIMIT:                # a size x size image would not fit
+                lines.append(f"      {this.text} (not backpropagated above "
+                             f"{BACKPROP_LIMIT} rows)")
+                continue
             zero = rows_without_gradient(size, conv)
             which = (f"input row{'s' if len(zero) > 1 else ''} "
                      f"{', '.join(map(str, zero))} get{'' if len(zero) > 1 else 's'} "
