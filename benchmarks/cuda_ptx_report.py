@@ -47,6 +47,7 @@ def kernels():
 
     from numalex.backends import cuda_ladder as ladder
     from numalex.backends import cuda_windows as windows
+    from numalex.backends import cuda_winograd as winograd
     from numalex.backends.cuda_conv_naive import conv_naive_kernel
     from numalex.backends.cuda_gemm import implicit_gemm_kernel
     from numalex.backends.cuda_gemm_blocked import blocked_gemm_kernel, pipelined_gemm_kernel
@@ -66,6 +67,13 @@ def kernels():
         label = f"{tiles.bm}x{tiles.bn}x{tiles.bk}/{tiles.tm}x{tiles.tn}"
         yield f"3 blocked {label}", blocked_gemm_kernel(tiles).py_func, v23, tiles.threads
         yield f"4 pipelined {label}", pipelined_gemm_kernel(tiles).py_func, v4, tiles.threads
+    # Version 5's transforms (its GEMM is version 2 or 4, above).
+    yield "5 winograd: weights", winograd.weight_transform_kernel.py_func, \
+        (float32[:, :, :, ::1], w2d), 256
+    yield "5 winograd: inputs", winograd.input_transform_kernel.py_func, \
+        (nchw, w2d) + (int64,) * 3, 256
+    yield "5 winograd: outputs", winograd.output_transform_kernel.py_func, \
+        (w2d, float32[::1], nchw, int64, int64, boolean), 256
     # The one-thread-per-output kernels of the other ops (cuda_windows.py).
     yield "relu", windows.relu_kernel.py_func, (float32[::1], float32[::1]), 256
     yield "max_pool", windows.max_pool_kernel.py_func, (nchw, nchw) + (int64,) * 3, 256

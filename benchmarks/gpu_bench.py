@@ -3,7 +3,7 @@
     python benchmarks/gpu_bench.py                         # torchvision, batch 1
     python benchmarks/gpu_bench.py --variant bvlc --batch 16 --repeat 50
     python benchmarks/gpu_bench.py --tiles 32,8,16         # another GEMM tile shape
-    python benchmarks/gpu_bench.py --batch 1,32,128 --versions 1,2,3,4,auto
+    python benchmarks/gpu_bench.py --batch 1,32,128 --versions 1,2,3,4,5,auto
                                                            # the ladder, rung by rung
 
 NEEDS A CUDA DEVICE. Without one it says so and exits with status 0; under
@@ -83,8 +83,9 @@ def parse_args(argv):
     parser.add_argument("--batch", type=int_list, default=[1],
                         help="batch sizes, comma-separated (default: 1)")
     parser.add_argument("--versions", type=version_list, default=["auto"],
-                        help="conv versions of the ladder to time, comma-separated: 1-4 "
-                             "or auto (default: auto)")
+                        help="conv versions of the ladder to time, comma-separated: 1-5 "
+                             "or auto (default: auto); a version that does not apply to a "
+                             "layer (5 needs 3x3 stride 1) falls back to auto there")
     parser.add_argument("--repeat", type=int, default=20, help="timed calls per layer")
     parser.add_argument("--tiles", default=None, type=tile_sizes,
                         help="GEMM tiles m,n,k for conv and linear (default: fitted per layer)")
@@ -176,14 +177,20 @@ def layer_cases(model, batch: int, rng):
 
 def kernels_with_tiles(be, tiles, version="auto"):
     """The backend's ops, with conv2d and linear fixed to `tiles` (None: fitted)
-    and conv2d to one `version` of the ladder ("auto": the backend's choice)."""
+    and conv2d to one `version` of the ladder ("auto": the backend's choice;
+    Winograd, 5, only where it applies: 3x3, stride 1)."""
+    from numalex.backends.cuda_winograd import supports
+
     ops = SimpleNamespace(**{op: getattr(be, op) for op in OPS})
-    conv_options = {} if version == "auto" else dict(version=version)
     if tiles is not None:
-        conv_options["tiles"] = tiles
         ops.linear = partial(be.linear, tiles=tiles)
-    if conv_options:
-        ops.conv2d = partial(be.conv2d, **conv_options)
+
+    def conv2d(x, w, b, stride=1, padding=0, groups=1, dilation=1, **options):
+        fixed = version != "auto" and (version != 5 or supports(*w.shape[2:], stride, dilation))
+        return be.conv2d(x, w, b, stride, padding, groups, dilation, tiles=tiles,
+                         version=version if fixed else None, **options)
+
+    ops.conv2d = conv2d
     return ops
 
 

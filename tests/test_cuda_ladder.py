@@ -68,6 +68,39 @@ def test_every_version_matches_the_loop_oracle(version, tiles, problem, relu):
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
 
 
+# Version 5 (Winograd F(2x2, 3x3)) only takes 3x3 stride-1 kernels, and each call
+# runs three transform kernels and a 16-group GEMM: slow in the simulator, so
+# two hand-picked cases (partial last tiles, groups, padding 0 and 2, ReLU).
+@pytest.mark.parametrize("x_shape,w_shape,padding,groups,relu", [
+    ((2, 4, 7, 6), (6, 2, 3, 3), 1, 2, True),
+    ((1, 2, 4, 9), (3, 2, 3, 3), 2, 1, False),
+])
+def test_winograd_matches_the_loop_oracle(x_shape, w_shape, padding, groups, relu):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal(x_shape, dtype=np.float32)
+    w = rng.standard_normal(w_shape, dtype=np.float32)
+    b = rng.standard_normal(w_shape[0], dtype=np.float32)
+    want = loop_oracles.conv2d(x, w, b, 1, padding, groups, 1)
+    if relu:
+        want = np.maximum(want, 0)
+    got = cu.to_numpy(cu.conv2d(x, w, b, 1, padding, groups, 1, relu=relu, version=5))
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+
+
+def test_winograd_refuses_what_it_cannot_compute():
+    with pytest.raises(ValueError, match="needs a 3x3 kernel, stride 1"):
+        cu.conv2d(np.ones((1, 1, 6, 6), np.float32), np.ones((1, 1, 3, 3), np.float32),
+                  np.zeros(1, np.float32), stride=2, version=5)
+
+
+def test_choose_conv_takes_winograd_for_large_3x3_stride_1_layers():
+    # conv3 of AlexNet-224 at batch 32: 384 x 192 x 3 x 3 over 32*13*13 pixels
+    assert ladder.choose_conv((384, 192, 3, 3), 1, 1, 1, 32 * 13 * 13) == (5, None)
+    # the same layer at batch 1, and conv1 (11x11, stride 4): a GEMM version
+    assert ladder.choose_conv((384, 192, 3, 3), 1, 1, 1, 169)[0] in (2, 4)
+    assert ladder.choose_conv((64, 3, 11, 11), 4, 1, 1, 32 * 55 * 55)[0] == 4
+
+
 def test_choose_gives_large_layers_the_largest_register_blocked_tiles():
     # conv2 of AlexNet-224 at batch 32: 192 channels by 32*27*27 pixels
     assert ladder.choose(192, 32 * 27 * 27, 1) == (4, ladder.LARGE_TILES)

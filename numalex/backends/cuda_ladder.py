@@ -14,6 +14,9 @@ which runs.
                                    32-bit offsets) and double-buffered tiles (one
                                    barrier per step, global loads in flight
                                    during the FMAs)
+    5        cuda_winograd.py      3x3 stride-1 only: Winograd F(2x2, 3x3), 2.25x
+                                   fewer multiply-adds; its 16 products run as
+                                   one grouped GEMM of this ladder
 
 ``benchmarks/cuda_ptx_report.py`` compiles every version and prints what the
 compiler made of it (registers, spills, occupancy, the inner loop's FMA :
@@ -29,14 +32,28 @@ from .cuda_conv_naive import conv_naive_kernel
 from .cuda_gemm import GemmTiles, implicit_gemm_kernel
 from .cuda_gemm_blocked import (BlockedTiles, blocked_gemm_kernel, k_table,
                                 pipelined_gemm_kernel)
+from . import cuda_winograd as winograd
 from .cuda_windows import blocks
 
-VERSIONS = (1, 2, 3, 4)
+VERSIONS = (1, 2, 3, 4, 5)
 NAIVE_THREADS = 256
 LARGE_TILES = BlockedTiles(128, 128, 8, 8, 8)     # 256 threads, 8x8 outputs each
 MEDIUM_TILES = BlockedTiles(64, 64, 8, 4, 4)      # 256 threads, 4x4 outputs each
 SMALL_TILES = GemmTiles(16, 16, 32)               # version 2, fitted to the problem
 ENOUGH_BLOCKS = 64    # fewer blocks than this leave a large GPU's multiprocessors idle
+WINOGRAD_MIN_PIXELS = 4096    # below this many outputs per channel, the transforms' passes
+                              # cost more than the multiply-adds they save (a guess until
+                              # gpu_bench.py has run on a device)
+
+
+def choose_conv(w_shape, stride: int, dilation: int, groups: int, cols: int):
+    """(version, tiles) for a convolution with weights of w_shape producing
+    cols = N*Ho*Wo pixels per output channel: Winograd (5) for a large enough
+    3x3 stride-1 layer, else the GEMM that choose() picks."""
+    out_ch, _, kh, kw = w_shape
+    if winograd.supports(kh, kw, stride, dilation) and cols >= WINOGRAD_MIN_PIXELS:
+        return 5, None
+    return choose(out_ch // groups, cols, groups)
 
 
 def choose(rows: int, cols: int, groups: int):
@@ -94,5 +111,19 @@ def run(version, tiles, x, w, b, y, stride, padding, groups, dilation, relu):
         pipelined_gemm_kernel(tiles)[grid, block](
             x.reshape(x.size), w2d, b, y, table.offset, table.du, table.dv,
             height, width, channels, stride, padding, relu)
+    elif version == 5:
+        if not winograd.supports(kh, kw, stride, dilation):
+            raise ValueError(f"version 5 (Winograd F(2x2, 3x3)) needs a 3x3 kernel, stride 1 "
+                             f"and dilation 1, got {kh}x{kw}, stride {stride}, "
+                             f"dilation {dilation}")
+        winograd.conv2d(x, w, b, y, padding, groups, relu, gemm=_gemm)
     else:
         raise ValueError(f"unknown conv version {version!r}; the ladder has {VERSIONS}")
+
+
+def _gemm(x, w, b, y, groups):
+    """A 1x1 convolution by the GEMM choose() picks (Winograd's 16 products)."""
+    out_ch = w.shape[0]
+    cols = y.shape[0] * y.shape[2] * y.shape[3]
+    version, tiles = choose(out_ch // groups, cols, groups)
+    run(version, tiles, x, w, b, y, 1, 0, groups, 1, False)

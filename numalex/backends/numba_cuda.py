@@ -143,8 +143,8 @@ def conv2d(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=False, tiles
     for all groups.
 
     x: (N, C, H, W), w: (O, C/groups, kh, kw), b: (O,) -> (N, O, Ho, Wo).
-    relu=True applies max(y, 0) in the same kernel. version: 1-4, or None for
-    cuda_ladder.choose's pick for this shape; tiles: that version's tile
+    relu=True applies max(y, 0) in the same kernel. version: 1-5, or None for
+    cuda_ladder.choose_conv's pick for this shape; tiles: that version's tile
     sizes (GemmTiles for 2, BlockedTiles for 3 and 4), or None for its
     default. A GemmTiles alone selects version 2.
     """
@@ -155,7 +155,7 @@ def conv2d(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=False, tiles
     y = cuda.device_array((n, out_ch, out_h, out_w), dtype=np.float32)
     rows, cols = out_ch // groups, n * out_h * out_w
     if version is None and tiles is None:
-        version, tiles = ladder.choose(rows, cols, groups)
+        version, tiles = ladder.choose_conv(w.shape, stride, dilation, groups, cols)
     elif version is None:
         version = 2 if isinstance(tiles, GemmTiles) else 4
     if tiles is None:
