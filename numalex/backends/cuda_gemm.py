@@ -101,6 +101,23 @@ def im2col_value(x, c_base, k, p, out_h, out_w, stride, padding, dilation, kh, k
     return float32(0.0)
 
 
+@cuda.jit(device=True)
+def gather_x_tile(x_tile, x, c_base, k0, p0, depth, cols, out_h, out_w, stride, padding,
+                  dilation, kh, kw, tid, threads):
+    """Fill x_tile: (tile_k, tile_n) with X[k0:k0+tile_k, p0:p0+tile_n], zeros past
+    the ends. The block's `threads` threads share the work; consecutive threads
+    take consecutive pixels (neighbouring columns of x: coalesced reads)."""
+    tile_k, tile_n = x_tile.shape
+    for idx in range(tid, tile_k * tile_n, threads):
+        r = idx // tile_n
+        c = idx % tile_n
+        value = float32(0.0)
+        if k0 + r < depth and p0 + c < cols:
+            value = im2col_value(x, c_base, k0 + r, p0 + c, out_h, out_w,
+                                 stride, padding, dilation, kh, kw)
+        x_tile[r, c] = value
+
+
 @lru_cache(maxsize=None)
 def implicit_gemm_kernel(tiles: GemmTiles):
     """The conv kernel for one tile configuration (shared-memory tile shapes
@@ -141,15 +158,8 @@ def implicit_gemm_kernel(tiles: GemmTiles):
                 if m0 + r < rows and k0 + c < depth:
                     value = w2d[group * rows + m0 + r, k0 + c]
                 w_tile[r, c] = value
-            # X tile, gathered from x: consecutive threads take consecutive pixels.
-            for idx in range(tid, tile_k * tile_n, threads):
-                r = idx // tile_n
-                c = idx % tile_n
-                value = float32(0.0)
-                if k0 + r < depth and p0 + c < cols:
-                    value = im2col_value(x, c_base, k0 + r, p0 + c, out_h, out_w,
-                                         stride, padding, dilation, kh, kw)
-                x_tile[r, c] = value
+            gather_x_tile(x_tile, x, c_base, k0, p0, depth, cols, out_h, out_w,
+                          stride, padding, dilation, kh, kw, tid, threads)
             cuda.syncthreads()
             for kk in range(tile_k):
                 acc += w_tile[ty, kk] * x_tile[kk, tx]

@@ -45,7 +45,7 @@ from functools import lru_cache
 import numpy as np
 from numba import cuda, float32, uint32
 
-from .cuda_gemm import im2col_value
+from .cuda_gemm import gather_x_tile
 
 W_PAD = 4      # columns of padding in the k-major W tile (bank-conflict free, 16-byte rows)
 
@@ -190,14 +190,8 @@ def blocked_gemm_kernel(tiles: BlockedTiles):
                 if m0 + r < rows and k0 + c < depth:
                     value = w2d[group * rows + m0 + r, k0 + c]
                 w_tile[c, r] = value
-            for idx in range(tid, bk * bn, threads):             # consecutive pixels
-                r = idx // bn
-                c = idx % bn
-                value = float32(0.0)
-                if k0 + r < depth and p0 + c < cols:
-                    value = im2col_value(x, c_base, k0 + r, p0 + c, out_h, out_w,
-                                         stride, padding, dilation, kh, kw)
-                x_tile[r, c] = value
+            gather_x_tile(x_tile, x, c_base, k0, p0, depth, cols, out_h, out_w,
+                          stride, padding, dilation, kh, kw, tid, threads)
             cuda.syncthreads()
             for kk in range(bk):
                 for i in range(tm):
