@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import backends
+from . import backends, backprop
 from .layers import Conv2d, MaxPool2d, ReLU
 from .shapes import ShapeError
 
@@ -77,6 +77,9 @@ def check_input(x, channels: int = 3) -> np.ndarray:
     if x.ndim != 4:
         hint = " (add a batch axis: x[None])" if x.ndim == 3 else ""
         raise ShapeError(f"input must have shape (N, C, H, W), got {x.shape}{hint}")
+    if x.shape[3] == channels and x.shape[1] != channels:
+        raise ShapeError(f"input {x.shape} looks channels-last (N, H, W, C); numalex takes "
+                         f"(N, C, H, W): pass x.transpose(0, 3, 1, 2)")
     if x.shape[1] != channels:
         raise ShapeError(f"input must have {channels} input channels (RGB), got "
                          f"{x.shape[1]}: shape {x.shape}")
@@ -246,6 +249,19 @@ class Model:
             records.append(LayerRecord(name, type(spec).__name__, in_shape, tuple(h.shape),
                                        (batch,) + out, seconds))
         return records
+
+    def loss_and_grads(self, x, labels, backend: str = "numpy", train: bool = False,
+                       seed=None) -> tuple[float, dict]:
+        """Mean cross-entropy of the logits against `labels`, and its gradient.
+
+        x: (N, 3, H, W) float32, labels: (N,) class indices -> (loss, grads),
+        grads {key: float32 array} keyed and shaped like state_dict(), on the
+        host whatever the backend. train=True runs every Dropout with a mask
+        drawn from np.random.default_rng(seed) (same seed, same mask);
+        train=False treats dropout as the identity. Needs a backend with the
+        backward ops (numalex.backprop.BACKWARD_OPS); layers are never fused.
+        """
+        return backprop.loss_and_grads(self, check_input(x), labels, backend, train, seed)
 
     def __repr__(self) -> str:
         return (f"Model({self.variant!r}, input {self.input_size}x{self.input_size}, "

@@ -42,6 +42,9 @@ import numpy as np
 from ..kernels import blas, conv, linear as linear_kernels, pointwise, pooling, winograd
 from ..shapes import adaptive_bins
 from . import checks
+from .numba_backward import (adaptive_avg_pool2d_backward, conv2d_backward,  # noqa: F401
+                             dropout, dropout_backward, linear_backward, lrn_backward,
+                             max_pool2d_backward, relu_backward)
 
 name = "numba"
 FUSES_RELU = True      # conv2d and linear take relu=True (see Model._plan)

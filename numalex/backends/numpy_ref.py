@@ -18,6 +18,9 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ..shapes import adaptive_bins
 from . import checks
+from .numpy_backward import (adaptive_avg_pool2d_backward, conv2d_backward,  # noqa: F401
+                             dropout, dropout_backward, linear_backward, lrn_backward,
+                             max_pool2d_backward, relu_backward)
 
 name = "numpy"
 

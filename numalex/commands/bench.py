@@ -32,9 +32,8 @@ from typing import Callable
 import numpy as np
 
 from ..alexnet import alexnet, canonical_variant
+from ..backends import TOLERANCE, relative_error
 from ..progress import progress
-
-TOLERANCE = 1e-4
 
 
 @dataclass
@@ -58,10 +57,6 @@ def macs_per_image(model) -> int:
 def images(model, batch: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((batch,) + model.input_shape,
                                                        dtype=np.float32)
-
-
-def relative_error(y, ref) -> float:
-    return float(np.abs(y - ref).max() / max(float(np.abs(ref).max()), 1e-30))
 
 
 def validate(runners: list[Runner], x: np.ndarray, reference: str = "numpy") -> dict:

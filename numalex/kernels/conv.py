@@ -35,9 +35,11 @@ checks each one against the NumPy reference before it times them.
 
 Version 8, Winograd F(2x2, 3x3), is in numalex/kernels/winograd.py, and the
 whole ladder in order in numalex/kernels/ladder.py. The numba backend picks
-per layer (numalex/backends/numba_cpu.py): 4 for stride 1 below batch 8;
-from batch 8 on, 8 for 3x3 kernels and 5 for other stride-1 kernels; 7 for
-larger strides (AlexNet's conv1). 3 is the one-image special case of 4.
+per layer (numalex/backends/numba_cpu.py): at stride 1, 8 for every kernel
+of 2x2 and up from batch 8 on (a 5x5 kernel, conv2, in 3x3 blocks) and for a
+prepared 3x3 weight below that, otherwise 4 below batch 8 and 5 from it (1x1
+kernels, dilation); 7 for larger strides (AlexNet's conv1). 3 is the
+one-image special case of 4.
 Versions 3-8 take ``relu=True`` to apply max(y, 0) in the same pass that
 adds the bias; 5, 7 and 8 also take ``pool=`` (a max pool after it).
 All GEMMs call BLAS through numalex.kernels.blas.
