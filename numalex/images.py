@@ -236,7 +236,9 @@ def _reading(path):
     naming the file. Pillow's decoders raise many types on corrupt input
     (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError,
     DecompressionBombError, ...), so anything raised in here counts; its
-    decompression-bomb warning counts too."""
+    decompression-bomb warning counts too. (The warning filter is process-
+    wide, so threads decoding at once share it; harmless, as Pillow warns
+    only above MAX_PIXELS, where check_size refuses the image anyway.)"""
     Image = _pil_image()
     try:
         with warnings.catch_warnings():

@@ -135,8 +135,8 @@ def seed_files() -> dict:
     return {
         "png_rgb": encoded(rgb, "PNG"), "png_rgba": encoded(rgb.convert("RGBA"), "PNG"),
         "png_palette": encoded(rgb.convert("P"), "PNG"),
-        "png_la": encoded(rgb.convert("LA"), "PNG"), "png_bilevel": encoded(rgb.convert("1"), "PNG"),
-        "png_i16": encoded(grey16, "PNG"),
+        "png_la": encoded(rgb.convert("LA"), "PNG"),
+        "png_bilevel": encoded(rgb.convert("1"), "PNG"), "png_i16": encoded(grey16, "PNG"),
         "png_rgb16": png_bytes(32, 24, 16, 2, b"".join(b"\0" + r.tobytes() for r in rows16)),
         "jpeg_rgb": encoded(rgb, "JPEG", exif=exif), "jpeg_grey": encoded(rgb.convert("L"), "JPEG"),
         "jpeg_cmyk": encoded(rgb.convert("CMYK"), "JPEG"),
