@@ -167,9 +167,10 @@ def max_pool2d_backward(dy, x, kernel, stride, padding=0, ceil_mode=False):
     checks.gradient_shape("max_pool2d", np.shape(dy), out_shape)
     n, c, h, w = x.shape
     ho, wo = out_shape[2:]
-    # the padded input, with room for a ceil-mode window past the bottom/right edge
-    rows = max(h + 2 * padding, (ho - 1) * stride + kernel)
-    cols = max(w + 2 * padding, (wo - 1) * stride + kernel)
+    # the padded input, with room for a ceil-mode last window past the bottom/right edge
+    rows, cols = (length + 2 * padding + size_arithmetic(length, kernel, stride, padding,
+                                                         ceil_mode=ceil_mode).overhang_rows
+                  for length in (h, w))
     xp = np.full((n, c, rows, cols), -np.inf, np.float32)
     xp[:, :, padding:padding + h, padding:padding + w] = x
     windows = sliding_window_view(xp, (kernel, kernel), axis=(2, 3))[
