@@ -10,6 +10,7 @@ model, not once per forward.
     conv2d, linear           shared-memory tiled implicit GEMM (cuda_gemm.py)
     relu, max_pool2d,        one thread per output element (cuda_windows.py)
     adaptive_avg_pool2d, lrn
+    OP_backward, dropout     one thread per gradient element (cuda_backward.py)
 
 Launch shapes are arguments, never frozen: ``tiles=GemmTiles(m, n, k)`` for
 the GEMM (default: DEFAULT_TILES fitted to the problem) and ``threads=`` for
