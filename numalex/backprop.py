@@ -132,6 +132,23 @@ def layer_backward(be, spec, dy, x, params, mask) -> tuple:
     raise TypeError(f"no backward pass for layer type {type(spec).__name__}")
 
 
+def top_class_gradient(model, x, backend: str = "numpy") -> tuple:
+    """Each image's top class, its logit, and that logit's gradient with respect
+    to the input pixels (a saliency map, Simonyan et al. 2013).
+
+    x: (N, C, H, W), already checked -> (classes (N,), logits (N,), dx (N, C, H, W)).
+    The backward walk starts from a one-hot dlogits instead of a loss.
+    """
+    be = backend_with_gradients(backend)
+    logits, tape = forward_keeping_inputs(model, be, x)
+    logits = be.to_numpy(logits)
+    rows, top = np.arange(len(logits)), logits.argmax(axis=1)
+    one_hot = np.zeros_like(logits)
+    one_hot[rows, top] = 1.0
+    dx, _ = backward(model, be, tape, be.to_backend(one_hot))
+    return top, logits[rows, top], dx
+
+
 def loss_and_grads(model, x, labels, backend: str = "numpy", train: bool = False,
                    seed=None) -> tuple[float, dict]:
     """(mean cross-entropy loss, {state-dict key: gradient}) for images x

@@ -101,13 +101,16 @@ def conv2d_input_grad(dy, w, in_hw, stride, padding, dilation):
     spread = np.zeros((n, c, span_h + rows, span_w + cols), np.float32)
     dilated = spread[:, :, span_h:span_h + (ho - 1) * stride + 1:stride,
                      span_w:span_w + (wo - 1) * stride + 1:stride]        # (N, C, Ho, Wo) view
-    # step 3: the flipped, channel-swapped kernel, (C, O, kh, kw)
+    # step 3: the flipped, channel-swapped kernel, (C, O, kh, kw), stored tap by tap
+    # as (kh, kw, C, O) so that each tap's matrix is contiguous (BLAS needs that)
     flipped = w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
-    dy_rows = dy.reshape(n, o, ho * wo)
+    taps = np.ascontiguousarray(flipped.transpose(2, 3, 0, 1))
+    dy_by_channel = by_channel(dy)                                  # (O, N*Ho*Wo)
     dxp = np.zeros((n, c, rows, cols), np.float32)
     for u in range(kh):
         for v in range(kw):
-            dilated[...] = np.matmul(flipped[:, :, u, v], dy_rows).reshape(n, c, ho, wo)
+            mixed = taps[u, v] @ dy_by_channel                      # (C, N*Ho*Wo)
+            dilated[...] = mixed.reshape(c, n, ho, wo).transpose(1, 0, 2, 3)
             r, q = u * dilation, v * dilation
             dxp += spread[:, :, r:r + rows, q:q + cols]
     # step 4: padding gets no gradient
@@ -128,17 +131,22 @@ def conv2d_weight_grad(dy, x, kernel_hw, stride, padding, dilation):
     n, o, ho, wo = dy.shape
     kh, kw = kernel_hw
     xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
-    dy_rows = dy.reshape(n, o, ho * wo)
+    dy_by_channel = by_channel(dy)                                  # (O, N*Ho*Wo)
     dw = np.empty((o, x.shape[1], kh, kw), np.float32)
     for u in range(kh):
         for v in range(kw):
             r, c = u * dilation, v * dilation
             seen = xp[:, :, r:r + (ho - 1) * stride + 1:stride,
                       c:c + (wo - 1) * stride + 1:stride]                   # (N, C, Ho, Wo)
-            seen_rows = seen.reshape(n, x.shape[1], ho * wo)
             # sum over n, i, j of dy[n, o, i, j] * seen[n, c, i, j]: (O, C)
-            dw[:, :, u, v] = np.matmul(dy_rows, seen_rows.transpose(0, 2, 1)).sum(axis=0)
+            dw[:, :, u, v] = dy_by_channel @ by_channel(seen).T
     return dw
+
+
+def by_channel(a):
+    """(N, C, H, W) -> (C, N*H*W), a copy: one row per channel holding every
+    image's pixels, so that a sum over images and pixels is one matrix product."""
+    return a.transpose(1, 0, 2, 3).reshape(a.shape[1], -1)
 
 
 # ---- pooling ------------------------------------------------------------------------
