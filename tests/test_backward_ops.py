@@ -136,6 +136,16 @@ def test_conv2d_backward_equals_torch(name):
     check()
 
 
+def test_conv2d_backward_without_dx_gives_the_same_dw_and_db():
+    """need_dx=False: the first layer of a network needs no input gradient."""
+    x, w, b = random((2, 4, 9, 9), 1), random((6, 2, 3, 3), 2), random((6,), 3)
+    dy = random((2, 6, 5, 5), 4)                     # (9 + 2 - 3)/2 + 1 = 5
+    dx, dw, db = numpy_ref.conv2d_backward(dy, x, w, b, 2, 1, 2, 1)
+    none, dw_only, db_only = numpy_ref.conv2d_backward(dy, x, w, b, 2, 1, 2, 1, need_dx=False)
+    assert none is None and dx.shape == x.shape
+    assert np.array_equal(dw, dw_only) and np.array_equal(db, db_only)
+
+
 def test_conv2d_backward_equals_central_differences():
     @settings(max_examples=10)
     @given(convolutions(max_size=6, max_channels=2, max_batch=1))

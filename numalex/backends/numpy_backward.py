@@ -34,11 +34,12 @@ from . import checks
 
 
 # ---- convolution --------------------------------------------------------------------
-def conv2d_backward(dy, x, w, b, stride=1, padding=0, groups=1, dilation=1):
+def conv2d_backward(dy, x, w, b, stride=1, padding=0, groups=1, dilation=1, need_dx=True):
     """Gradients of conv2d with respect to x, w and b.
 
     dy: (N, O, Ho, Wo), x: (N, C, H, W), w: (O, C/G, kh, kw), b: (O,)
-    -> dx: (N, C, H, W), dw: (O, C/G, kh, kw), db: (O,).
+    -> dx: (N, C, H, W) (None when need_dx is False: a network's first layer
+    has no use for it), dw: (O, C/G, kh, kw), db: (O,).
     A grouped convolution is G convolutions side by side (group g maps input
     channels g*C/G ... to output channels g*O/G ...), so each group's
     gradients come from its own slices.
@@ -47,13 +48,15 @@ def conv2d_backward(dy, x, w, b, stride=1, padding=0, groups=1, dilation=1):
                                     groups, dilation)
     checks.gradient_shape("conv2d", np.shape(dy), out_shape)
     dy, x, w = (np.asarray(a, dtype=np.float32) for a in (dy, x, w))
-    dx, dw = np.empty(x.shape, np.float32), np.empty(w.shape, np.float32)
+    dx = np.empty(x.shape, np.float32) if need_dx else None
+    dw = np.empty(w.shape, np.float32)
     c_per_group, o_per_group = x.shape[1] // groups, w.shape[0] // groups
     for g in range(groups):
         ins = slice(g * c_per_group, (g + 1) * c_per_group)
         outs = slice(g * o_per_group, (g + 1) * o_per_group)
-        dx[:, ins] = conv2d_input_grad(dy[:, outs], w[outs], x.shape[2:], stride, padding,
-                                       dilation)
+        if need_dx:
+            dx[:, ins] = conv2d_input_grad(dy[:, outs], w[outs], x.shape[2:], stride,
+                                           padding, dilation)
         dw[outs] = conv2d_weight_grad(dy[:, outs], x[:, ins], w.shape[2:], stride, padding,
                                       dilation)
     db = dy.sum(axis=(0, 2, 3), dtype=np.float64).astype(np.float32)
@@ -164,9 +167,10 @@ def max_pool2d_backward(dy, x, kernel, stride, padding=0, ceil_mode=False):
     checks.gradient_shape("max_pool2d", np.shape(dy), out_shape)
     n, c, h, w = x.shape
     ho, wo = out_shape[2:]
-    # the padded input, with room for a ceil-mode window past the bottom/right edge
-    rows = max(h + 2 * padding, (ho - 1) * stride + kernel)
-    cols = max(w + 2 * padding, (wo - 1) * stride + kernel)
+    # the padded input, with room for a ceil-mode last window past the bottom/right edge
+    rows, cols = (length + 2 * padding + size_arithmetic(length, kernel, stride, padding,
+                                                         ceil_mode=ceil_mode).overhang_rows
+                  for length in (h, w))
     xp = np.full((n, c, rows, cols), -np.inf, np.float32)
     xp[:, :, padding:padding + h, padding:padding + w] = x
     windows = sliding_window_view(xp, (kernel, kernel), axis=(2, 3))[
