@@ -58,6 +58,16 @@ def test_conv2d_backward_matches_autograd(x_shape, w_shape, stride, padding, gro
         assert_close_on_device(g, t)
 
 
+def test_conv2d_backward_without_dx_gives_the_same_weight_gradients():
+    x, w, b = random(1, 2, 5, 5, seed=12), random(3, 2, 2, 2, seed=13), random(3)
+    dy = random(1, 3, 4, 4, seed=14)
+    _, dw, db = cu.conv2d_backward(dy, x, w, b)
+    none, dw_only, db_only = cu.conv2d_backward(dy, x, w, b, need_dx=False)
+    assert none is None
+    np.testing.assert_array_equal(cu.to_numpy(dw_only), cu.to_numpy(dw))
+    np.testing.assert_array_equal(cu.to_numpy(db_only), cu.to_numpy(db))
+
+
 def test_linear_backward_matches_autograd():
     x, w, b = random(3, 7, seed=4), random(5, 7, seed=5), random(5, seed=6)
     dy, want = torch_gradients(F.linear, (x, w, b))

@@ -42,20 +42,23 @@ def _launch(kernel, size: int, threads: int, *args) -> None:
     kernel[blocks(size, threads), threads](*args)
 
 
-def conv2d_backward(dy, x, w, b, stride=1, padding=0, groups=1, dilation=1, threads=THREADS):
+def conv2d_backward(dy, x, w, b, stride=1, padding=0, groups=1, dilation=1, need_dx=True,
+                    threads=THREADS):
     """(dx, dw, db) of conv2d, on the device.
 
     dy: (N, O, Ho, Wo), x: (N, C, H, W), w: (O, C/groups, kh, kw), b: (O,)
-    -> dx: (N, C, H, W), dw: (O, C/groups, kh, kw), db: (O,).
+    -> dx: (N, C, H, W) (None if not need_dx: a network's first layer has
+    no use for it), dw: (O, C/groups, kh, kw), db: (O,).
     """
     dy, x, w = _device("conv2d", dy=dy, x=x, w=w)
     out_shape = checks.conv2d_shape(x.shape, w.shape, np.shape(b), stride, padding, groups,
                                     dilation)
     checks.gradient_shape("conv2d", dy.shape, out_shape)
-    dx = cuda.device_array(x.shape, dtype=np.float32)
+    dx = cuda.device_array(x.shape, dtype=np.float32) if need_dx else None
     dw = cuda.device_array(w.shape, dtype=np.float32)
     db = cuda.device_array((w.shape[0],), dtype=np.float32)
-    _launch(conv_input_grad_kernel, dx.size, threads, dy, w, dx, stride, padding, dilation)
+    if need_dx:
+        _launch(conv_input_grad_kernel, dx.size, threads, dy, w, dx, stride, padding, dilation)
     _launch(conv_weight_grad_kernel, dw.size, threads, dy, x, dw, stride, padding, dilation)
     _launch(bias_grad_kernel, db.size, threads, dy, db)
     return dx, dw, db

@@ -110,9 +110,11 @@ def max_pool_backward_kernel(dy, x, dx, kernel, stride, padding):
     if idx < dx.size:
         n, c, r, q = nchw_index(idx, channels, height, width)
         total = float32(0.0)
-        for i in range(max(0, (r + padding - kernel) // stride + 1),
+        # first window: ceil((r + p - k + 1)/s), written so that a negative
+        # numerator (clamped to 0) needs no floor division of negative numbers
+        for i in range(max(0, (r + padding - kernel + stride) // stride),
                        min(out_h, (r + padding) // stride + 1)):
-            for j in range(max(0, (q + padding - kernel) // stride + 1),
+            for j in range(max(0, (q + padding - kernel + stride) // stride),
                            min(out_w, (q + padding) // stride + 1)):
                 hi, wi = window_first_max(x, n, c, i, j, kernel, stride, padding)
                 if hi == r and wi == q:

@@ -12,6 +12,7 @@ model, not once per forward.
                              layers, shared-memory tiles (cuda_gemm.py) for small
     relu, max_pool2d,        one thread per output element (cuda_windows.py)
     adaptive_avg_pool2d, lrn
+    OP_backward, dropout     one thread per gradient element (cuda_backward.py)
 
 Launch shapes are arguments, never frozen: ``version=`` and ``tiles=`` for
 the GEMM (default: cuda_ladder.choose) and ``threads=`` for the others. conv2d and linear take ``relu=True`` to fuse the ReLU into
