@@ -15,6 +15,7 @@ rest.
 Peak RSS (ru_maxrss) only grows, so a file's own peak is known only when it
 raises the peak; `memory_rises` picks those files out.
 """
+import hashlib
 import json
 import os
 import resource
@@ -40,13 +41,24 @@ def _virtual_size() -> int:
     raise RuntimeError("no VmSize in /proc/self/status")
 
 
+def digest(array) -> list:
+    """[dtype, shape, sha256 of the little-endian C-order bytes]: an array's
+    identity, small enough for a JSON line."""
+    import numpy as np
+    little = np.dtype(array.dtype).newbyteorder("<")
+    return [little.str, list(array.shape),
+            hashlib.sha256(np.ascontiguousarray(array, little).tobytes()).hexdigest()]
+
+
 def _load_one(source, out_dir, numalex):
     """{'outcome': 'loaded' | 'refused' | 'escaped', ...} for one file."""
     target = os.path.join(out_dir, "out.npz")
     start = time.perf_counter()
+    digests = {}
     try:
         arrays = numalex.load_weights(source)
         numalex.save_weights(arrays, target)
+        digests = {key: digest(array) for key, array in arrays.items()}
         outcome, error, message = "loaded", "", ""
     except numalex.weights.WeightFileError as err:
         outcome, error, message = "refused", type(err).__name__, str(err)
@@ -57,7 +69,7 @@ def _load_one(source, out_dir, numalex):
         os.unlink(target)
     return {"source": source, "outcome": outcome, "error": error, "message": message,
             "seconds": time.perf_counter() - start, "peak_kib": _peak_kib(),
-            "leftovers": leftovers}
+            "leftovers": leftovers, "arrays": digests}
 
 
 def child_main(jobs_file, out_dir, *warm_up):
