@@ -252,19 +252,15 @@ HOSTILE_RECORDS = {"4 TiB stride-0 view": {"0": b"\0" * 4}}
 
 @pytest.fixture(scope="module")
 def hostile_results(tmp_path_factory):
-    """{name: result} of loading each HOSTILE pickle (in a zip like torch.save's,
-    data.pkl deflated) in one child process under limits."""
+    """{name: result} of loading each HOSTILE pickle (in a zip like torch.save's)
+    in one child process under limits."""
     from load_in_child import load_all
     from weight_files import small_files
     folder = tmp_path_factory.mktemp("hostile")
     paths = []
     for i, (name, data) in enumerate(HOSTILE.items()):
-        path = folder / f"hostile{i}.pth"
-        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
-            archive.writestr("archive/data.pkl", data)
-            for key, raw in HOSTILE_RECORDS.get(name, RECORDS).items():
-                archive.writestr(f"archive/data/{key}", raw, zipfile.ZIP_STORED)
-        paths.append(path)
+        paths.append(torch_like_zip(folder / f"hostile{i}.pth", data,
+                                    HOSTILE_RECORDS.get(name, RECORDS)))
     results = load_all(paths, folder / "out", warm_up=small_files(folder).values())
     return dict(zip(HOSTILE, results))
 
