@@ -12,7 +12,7 @@ what is left in OUT_DIR. If the child dies (a crash, a limit hit, a hang),
 the file it was on is reported as "crash" and a new child goes on with the
 rest.
 
-Peak RSS (ru_maxrss) only grows, so a file's own peak is known only when it
+POSIX only (the `resource` module). Peak RSS (ru_maxrss) only grows, so a file's own peak is known only when it
 raises the peak; `memory_rises` picks those files out.
 """
 import hashlib
@@ -30,15 +30,18 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _peak_kib() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak // 1024 if sys.platform == "darwin" else peak      # macOS counts bytes
 
 
-def _virtual_size() -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmSize:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmSize in /proc/self/status")
+def _virtual_size():
+    """This process's mapped bytes (Linux), or None where /proc is missing."""
+    try:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) * 1024 for line in status
+                        if line.startswith("VmSize:"))
+    except (OSError, StopIteration):
+        return None
 
 
 def digest(array) -> list:
@@ -77,8 +80,10 @@ def child_main(jobs_file, out_dir, *warm_up):
     for path in warm_up:
         _load_one(path, out_dir, numalex)
     print(json.dumps({"baseline_kib": _peak_kib()}), flush=True)
-    limit = _virtual_size() + ADDRESS_SPACE_HEADROOM
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    mapped = _virtual_size()
+    if mapped is not None:                           # macOS does not enforce RLIMIT_AS
+        limit = mapped + ADDRESS_SPACE_HEADROOM
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_SIZE_LIMIT, FILE_SIZE_LIMIT))
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)   # a write past the limit fails: EFBIG
     with open(jobs_file) as jobs:

@@ -23,14 +23,16 @@ import os
 import re
 import tempfile
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from load_in_child import digest, load_all, memory_rises
-from weight_files import caffemodel, small_files
+pytest.importorskip("resource", reason="the child's limits need POSIX")
+from load_in_child import digest, load_all, memory_rises  # noqa: E402
+from weight_files import caffemodel, small_files  # noqa: E402
 
 EXAMPLES = int(os.environ.get("NUMALEX_FUZZ_EXAMPLES", "3"))
 REPORT = os.environ.get("NUMALEX_FUZZ_REPORT")
@@ -188,7 +190,6 @@ def run_batch(files: dict) -> list:
 
 
 def small_files_for_warm_up(folder):
-    from pathlib import Path
     warm = Path(folder) / "warm"
     warm.mkdir(exist_ok=True)
     return list(small_files(warm).values())

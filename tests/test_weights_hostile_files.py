@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 
 import numalex
-from load_in_child import load_all, memory_rises
 from numalex.weights import WeightFileError
 from weight_files import (blob, deflated_zeros, field_bytes, layer_v2, raw_zip, small_files,
                           tensor_pickle, varint)
@@ -48,6 +47,8 @@ def bomb_files(folder):
 
 @pytest.fixture(scope="module")
 def bomb_results(tmp_path_factory):
+    pytest.importorskip("resource", reason="the child's limits need POSIX")
+    from load_in_child import load_all
     folder = tmp_path_factory.mktemp("bombs")
     files = bomb_files(folder)
     results = load_all(files.values(), folder / "out", warm_up=small_files(folder).values())
@@ -62,6 +63,7 @@ def bomb_results(tmp_path_factory):
     (".caffemodel empty blobs", "is empty"),
 ])
 def test_a_bomb_is_refused_before_it_is_inflated(bomb_results, name, needle):
+    from load_in_child import memory_rises
     result = bomb_results[name]
     assert (result["outcome"], result["error"]) == ("refused", "WeightFileError"), result
     assert needle in result["message"]

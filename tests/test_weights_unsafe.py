@@ -254,6 +254,7 @@ HOSTILE_RECORDS = {"4 TiB stride-0 view": {"0": b"\0" * 4}}
 def hostile_results(tmp_path_factory):
     """{name: result} of loading each HOSTILE pickle (in a zip like torch.save's)
     in one child process under limits."""
+    pytest.importorskip("resource", reason="the child's limits need POSIX")
     from load_in_child import load_all
     from weight_files import small_files
     folder = tmp_path_factory.mktemp("hostile")

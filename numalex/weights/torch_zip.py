@@ -69,8 +69,9 @@ class Sealed:
             object.__setattr__(self, name, value)
 
     def __setstate__(self, state=None):
-        raise WeightFileError(f"the pickle tries to set the state of numalex's "
-                              f"{type(self).__name__} (BUILD); a state dict never does")
+        # Also reached as Sealed.__setstate__(state) when BUILD targets a class itself.
+        raise WeightFileError("the pickle tries to set the state (BUILD) of a storage or "
+                              "tensor record; a state dict never does")
 
     def __setattr__(self, name, value):
         raise AttributeError(f"{type(self).__name__} is read-only")
