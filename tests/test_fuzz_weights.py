@@ -7,6 +7,7 @@ What must hold for every input:
 - it loads, or it is refused with a WeightFileError: nothing else escapes,
   the child never crashes or hangs;
 - a refusal is one line that names the file, and leaves no output behind;
+- no mutant of a seed holding a live payload (builtins.exec) runs it;
 - the load's peak RSS above the child's baseline stays within
   MEMORY_MULTIPLE x the largest file so far + MEMORY_SLACK;
 - a generated file (written by NumPy, safetensors, torch or this suite's
@@ -32,7 +33,7 @@ from hypothesis import strategies as st
 
 pytest.importorskip("resource", reason="the child's limits need POSIX")
 from load_in_child import digest, load_all, memory_rises  # noqa: E402
-from weight_files import caffemodel, small_files  # noqa: E402
+from weight_files import caffemodel, small_files, torch_like_zip  # noqa: E402
 
 EXAMPLES = int(os.environ.get("NUMALEX_FUZZ_EXAMPLES", "3"))
 REPORT = os.environ.get("NUMALEX_FUZZ_REPORT")
@@ -42,7 +43,7 @@ MEMORY_SLACK = 16 << 20
 # No shrinking: a batch is one child process, and a finding names its input anyway.
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=not REPORT,
                 phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
-EXTENSIONS = {"npz compressed": "npz", "legacy pth": "pth"}
+EXTENSIONS = {"npz compressed": "npz", "legacy pth": "pth", "pth payload": "pth"}
 
 INTERESTING_INTS = [0, 1, 0x7F, 0x80, 0xFF, 0xFFFF, 2**31 - 1, 2**32 - 1, 2**40,
                     2**63 - 1, 2**64 - 1]
@@ -67,10 +68,26 @@ def torch_files(folder, state):
 
 
 @pytest.fixture(scope="module")
-def seeds(tmp_path_factory):
-    """{format: bytes} of the seed files."""
-    folder = tmp_path_factory.mktemp("seeds")
+def seed_folder(tmp_path_factory):
+    return tmp_path_factory.mktemp("seeds")
+
+
+@pytest.fixture(scope="module")
+def payload_marker(seed_folder):
+    """The file that the 'pth payload' seed creates if any of its mutants runs."""
+    return seed_folder / "payload-ran"
+
+
+@pytest.fixture(scope="module")
+def seeds(seed_folder, payload_marker):
+    """{format: bytes} of the seed files; 'pth payload' is a state dict with a
+    live payload (builtins.exec creating `payload_marker`) in one of its values."""
+    folder = seed_folder
     paths = small_files(folder)
+    code = f"open({str(payload_marker)!r}, 'w').close()"
+    paths["pth payload"] = torch_like_zip(
+        folder / "seed-payload.pth", b"ccollections\nOrderedDict\n)R(Vw\ncbuiltins\nexec\n(V"
+        + code.encode() + b"\ntRu.")
     state = {"conv1.weight": np.linspace(-1, 1, 24, dtype=np.float32).reshape(2, 3, 2, 2),
              "conv1.bias": np.array([0.5, -0.25], np.float32)}
     np.savez_compressed(folder / "seed-compressed.npz", **state)
@@ -212,7 +229,7 @@ def write_report(results, formats, sizes):
 
 @FUZZ
 @given(batch=st.lists(MUTANT, min_size=BATCH, max_size=BATCH))
-def test_mutated_files_load_or_are_refused_cleanly(seeds, batch):
+def test_mutated_files_load_or_are_refused_cleanly(seeds, payload_marker, batch):
     with tempfile.TemporaryDirectory() as folder:
         files = {}
         for i, spec in enumerate(batch):
@@ -222,6 +239,7 @@ def test_mutated_files_load_or_are_refused_cleanly(seeds, batch):
                 file.write(data)
             files[path] = (fmt, spec)
         run_batch(files)
+    assert not payload_marker.exists(), "a mutant of the payload seed ran its code"
 
 
 # ---- generated files: written by other libraries, read back bit for bit ------------------------
