@@ -102,9 +102,16 @@ class TensorRecord(Sealed):
 
 
 class PickledDict(OrderedDict):
-    """What the pickle's ``collections.OrderedDict`` becomes. BUILD may give
-    it only what torch gives a state dict (``{'_metadata': ...}``), which is
-    dropped."""
+    """What the pickle's ``collections.OrderedDict`` becomes. It is made empty
+    and filled item by item (SETITEMS, which the scan counts), as pickle's
+    writer does; BUILD may give it only what torch gives a state dict
+    (``{'_metadata': ...}``), which is dropped."""
+
+    def __init__(self, *args, **kwargs):
+        if args or kwargs:
+            raise WeightFileError("the pickle builds an OrderedDict from arguments; "
+                                  "torch.save never does")
+        super().__init__()
 
     def __setstate__(self, state=None):
         if not (isinstance(state, dict) and set(state) <= {"_metadata"}):
