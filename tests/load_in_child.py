@@ -23,6 +23,7 @@ import signal
 import subprocess
 import sys
 import time
+import tracemalloc
 
 ADDRESS_SPACE_HEADROOM = 1 << 30    # the child may map 1 GiB beyond its warm-up
 FILE_SIZE_LIMIT = 64 << 20          # and write no file over 64 MiB
@@ -57,7 +58,8 @@ def _load_one(source, out_dir, numalex):
     """{'outcome': 'loaded' | 'refused' | 'escaped', ...} for one file."""
     target = os.path.join(out_dir, "out.npz")
     start = time.perf_counter()
-    digests = {}
+    digests, before = {}, tracemalloc.get_traced_memory()[0]
+    tracemalloc.reset_peak()
     try:
         arrays = numalex.load_weights(source)
         numalex.save_weights(arrays, target)
@@ -67,11 +69,13 @@ def _load_one(source, out_dir, numalex):
         outcome, error, message = "refused", type(err).__name__, str(err)
     except BaseException as err:            # anything else is a finding
         outcome, error, message = "escaped", type(err).__name__, str(err)[:500]
+    traced = tracemalloc.get_traced_memory()[1] - before
     leftovers = sorted(os.listdir(out_dir))
     if outcome == "loaded":
         os.unlink(target)
     return {"source": source, "outcome": outcome, "error": error, "message": message,
             "seconds": time.perf_counter() - start, "peak_kib": _peak_kib(),
+            "traced_peak": traced,
             "leftovers": leftovers, "arrays": digests}
 
 
@@ -86,6 +90,7 @@ def child_main(jobs_file, out_dir, *warm_up):
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_SIZE_LIMIT, FILE_SIZE_LIMIT))
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)   # a write past the limit fails: EFBIG
+    tracemalloc.start()
     with open(jobs_file) as jobs:
         for line in jobs:
             print(json.dumps(_load_one(line.rstrip("\n"), out_dir, numalex)), flush=True)
@@ -127,7 +132,7 @@ def load_all(paths, out_dir, warm_up=(), timeout=300):
             break
         results.append({"source": remaining[len(lines)], "outcome": "crash", "error": "",
                         "message": f"exit code {code}: {stderr}", "seconds": None,
-                        "peak_kib": None, "baseline_kib": None,
+                        "peak_kib": None, "baseline_kib": None, "traced_peak": None,
                         "leftovers": sorted(os.listdir(out_dir))})
         remaining = remaining[len(lines) + 1:]
     return results

@@ -8,8 +8,9 @@ What must hold for every input:
   the child never crashes or hangs;
 - a refusal is one line that names the file, and leaves no output behind;
 - no mutant of a seed holding a live payload (builtins.exec) runs it;
-- the load's peak RSS above the child's baseline stays within
-  MEMORY_MULTIPLE x the largest file so far + MEMORY_SLACK;
+- the load's own peak (tracemalloc) stays within MEMORY_MULTIPLE x the
+  file's size + MEMORY_SLACK, and so does the child's peak RSS above its
+  baseline, against the largest file so far;
 - a generated file (written by NumPy, safetensors, torch or this suite's
   protobuf encoder, never by numalex) loads back bit for bit, or is refused
   for holding NaN/Inf.
@@ -181,6 +182,9 @@ def problems_in(results, sizes, origins) -> list:
                              f"{result['message'][:300]!r}")
             if result["leftovers"]:
                 found.append(f"{name}: refused, but left {result['leftovers']}")
+        if (result["traced_peak"] or 0) > MEMORY_MULTIPLE * sizes[result["source"]] + MEMORY_SLACK:
+            found.append(f"{name}: allocated {result['traced_peak']:,} bytes at its peak "
+                         f"for a file of {sizes[result['source']]:,}")
     largest = 0
     for result, kib in memory_rises(results):
         largest = max(largest, sizes[result["source"]])
@@ -213,16 +217,23 @@ def small_files_for_warm_up(folder):
 
 
 def write_report(results, formats, sizes):
-    figures = {"inputs": {}, "outcomes": {}, "largest_peak_kib": 0,
-               "largest_peak_kib_per_input_kib": 0.0}
+    """One JSON line of figures: inputs per format, outcomes, and the largest
+    load peaks (tracemalloc; and RSS above the baseline), in KiB and, for
+    inputs of at least 1 KiB, in KiB per KiB of input."""
+    figures = {"inputs": {}, "outcomes": {}, "largest_traced_kib": 0,
+               "largest_traced_input_bytes": 0, "largest_traced_kib_per_input_kib": 0.0,
+               "largest_rss_rise_kib": max((kib for _, kib in memory_rises(results)),
+                                           default=0)}
     for result in results:
-        fmt = formats[result["source"]]
+        fmt, size = formats[result["source"]], sizes[result["source"]]
         figures["inputs"][fmt] = figures["inputs"].get(fmt, 0) + 1
         figures["outcomes"][result["outcome"]] = figures["outcomes"].get(result["outcome"], 0) + 1
-    for result, kib in memory_rises(results):
-        figures["largest_peak_kib"] = max(figures["largest_peak_kib"], kib)
-        figures["largest_peak_kib_per_input_kib"] = max(
-            figures["largest_peak_kib_per_input_kib"], kib / (sizes[result["source"]] / 1024))
+        traced = (result["traced_peak"] or 0) / 1024
+        if traced > figures["largest_traced_kib"]:
+            figures["largest_traced_kib"], figures["largest_traced_input_bytes"] = traced, size
+        if size >= 1024:
+            figures["largest_traced_kib_per_input_kib"] = max(
+                figures["largest_traced_kib_per_input_kib"], traced / (size / 1024))
     with open(REPORT, "a") as report:
         report.write(json.dumps(figures) + "\n")
 
@@ -303,13 +314,13 @@ def test_generated_files_load_back_exactly(states):
     with tempfile.TemporaryDirectory() as folder:
         files, expected = {}, {}
         for i, (state, layers) in enumerate(states):
+            caffe_state = {f"l{j}.{part}": array for j, pair in enumerate(layers)
+                           for part, array in zip(("weight", "bias"), pair)}
             for fmt in formats:
-                if fmt == "caffemodel":
-                    state = {f"l{j}.{part}": array for j, pair in enumerate(layers)
-                             for part, array in zip(("weight", "bias"), pair)}
-                path = write_generated(folder, i, fmt, state)
+                written = caffe_state if fmt == "caffemodel" else state
+                path = write_generated(folder, f"{i}-{formats.index(fmt)}", fmt, written)
                 files[path] = (fmt, "generated")
-                expected[path] = state
+                expected[path] = written
         for result in run_batch(files):
             state = expected[result["source"]]
             finite = all(np.isfinite(a).all() for a in state.values() if a.dtype.kind == "f")
