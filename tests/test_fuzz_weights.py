@@ -257,24 +257,26 @@ def test_mutated_files_load_or_are_refused_cleanly(seeds, payload_marker, batch)
 
 DTYPES = ["<f4", "<f8", "<f2", "<i8", "<i4", "<i2", "|i1", "|u1", "|b1"]
 KEYS = st.text("abcdefghij.0123456789_", min_size=1, max_size=12)
-FLOATS = st.floats(width=16, allow_nan=True, allow_infinity=True)
+FLOATS = st.floats(allow_nan=True, allow_infinity=True)     # cast to the dtype below
 
 
 @st.composite
 def arrays(draw, dtypes=DTYPES):
     dtype = np.dtype(draw(st.sampled_from(dtypes)))
-    shape = tuple(draw(st.lists(st.integers(1, 3), max_size=3)))
+    shape = tuple(draw(st.lists(st.integers(1, 3), max_size=2)))
     count = int(np.prod(shape))
     if dtype.kind == "f":
         values = draw(st.lists(FLOATS, min_size=count, max_size=count))
     else:
         values = draw(st.lists(st.integers(0, 100), min_size=count, max_size=count))
-    return np.array(values, dtype=np.float64 if dtype.kind == "f" else np.int64).astype(
-        dtype).reshape(shape)
+    with np.errstate(over="ignore"):        # 1e300 as float16 is inf: refused, as it should
+        return np.array(values, dtype=np.float64 if dtype.kind == "f" else np.int64).astype(
+            dtype).reshape(shape)
 
 
-STATE = st.dictionaries(KEYS, arrays(), min_size=1, max_size=4)
-CAFFE_STATE = st.lists(st.tuples(arrays(["<f4"]), arrays(["<f4"])), min_size=1, max_size=3)
+# Ten of these per batch (50 files): more would overrun hypothesis's data per example.
+STATE = st.dictionaries(KEYS, arrays(), min_size=1, max_size=3)
+CAFFE_STATE = st.lists(st.tuples(arrays(["<f4"]), arrays(["<f4"])), min_size=1, max_size=2)
 
 
 def write_generated(folder, i, fmt, state) -> str:
@@ -307,8 +309,7 @@ def generated_formats():
 
 
 @FUZZ
-@given(states=st.lists(st.tuples(STATE, CAFFE_STATE), min_size=BATCH // 5,
-                       max_size=BATCH // 5))
+@given(states=st.lists(st.tuples(STATE, CAFFE_STATE), min_size=10, max_size=10))
 def test_generated_files_load_back_exactly(states):
     formats = generated_formats()
     with tempfile.TemporaryDirectory() as folder:
