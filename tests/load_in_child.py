@@ -12,9 +12,10 @@ what is left in OUT_DIR. If the child dies (a crash, a limit hit, a hang),
 the file it was on is reported as "crash" and a new child goes on with the
 rest.
 
-Peak RSS (ru_maxrss) only grows, so a file's own peak is known only when it
+POSIX only (the `resource` module). Peak RSS (ru_maxrss) only grows, so a file's own peak is known only when it
 raises the peak; `memory_rises` picks those files out.
 """
+import hashlib
 import json
 import os
 import resource
@@ -22,6 +23,7 @@ import signal
 import subprocess
 import sys
 import time
+import tracemalloc
 
 ADDRESS_SPACE_HEADROOM = 1 << 30    # the child may map 1 GiB beyond its warm-up
 FILE_SIZE_LIMIT = 64 << 20          # and write no file over 64 MiB
@@ -29,35 +31,52 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _peak_kib() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak // 1024 if sys.platform == "darwin" else peak      # macOS counts bytes
 
 
-def _virtual_size() -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmSize:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmSize in /proc/self/status")
+def _virtual_size():
+    """This process's mapped bytes (Linux), or None where /proc is missing."""
+    try:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) * 1024 for line in status
+                        if line.startswith("VmSize:"))
+    except (OSError, StopIteration):
+        return None
+
+
+def digest(array) -> list:
+    """[dtype, shape, sha256 of the little-endian C-order bytes]: an array's
+    identity, small enough for a JSON line."""
+    import numpy as np
+    little = np.dtype(array.dtype).newbyteorder("<")
+    return [little.str, list(array.shape),
+            hashlib.sha256(np.ascontiguousarray(array, little).tobytes()).hexdigest()]
 
 
 def _load_one(source, out_dir, numalex):
     """{'outcome': 'loaded' | 'refused' | 'escaped', ...} for one file."""
     target = os.path.join(out_dir, "out.npz")
     start = time.perf_counter()
+    digests, before = {}, tracemalloc.get_traced_memory()[0]
+    tracemalloc.reset_peak()
     try:
         arrays = numalex.load_weights(source)
         numalex.save_weights(arrays, target)
+        digests = {key: digest(array) for key, array in arrays.items()}
         outcome, error, message = "loaded", "", ""
     except numalex.weights.WeightFileError as err:
         outcome, error, message = "refused", type(err).__name__, str(err)
     except BaseException as err:            # anything else is a finding
         outcome, error, message = "escaped", type(err).__name__, str(err)[:500]
+    traced = tracemalloc.get_traced_memory()[1] - before
     leftovers = sorted(os.listdir(out_dir))
     if outcome == "loaded":
         os.unlink(target)
     return {"source": source, "outcome": outcome, "error": error, "message": message,
             "seconds": time.perf_counter() - start, "peak_kib": _peak_kib(),
-            "leftovers": leftovers}
+            "traced_peak": traced,
+            "leftovers": leftovers, "arrays": digests}
 
 
 def child_main(jobs_file, out_dir, *warm_up):
@@ -65,10 +84,13 @@ def child_main(jobs_file, out_dir, *warm_up):
     for path in warm_up:
         _load_one(path, out_dir, numalex)
     print(json.dumps({"baseline_kib": _peak_kib()}), flush=True)
-    limit = _virtual_size() + ADDRESS_SPACE_HEADROOM
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    mapped = _virtual_size()
+    if mapped is not None:                           # macOS does not enforce RLIMIT_AS
+        limit = mapped + ADDRESS_SPACE_HEADROOM
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_SIZE_LIMIT, FILE_SIZE_LIMIT))
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)   # a write past the limit fails: EFBIG
+    tracemalloc.start()
     with open(jobs_file) as jobs:
         for line in jobs:
             print(json.dumps(_load_one(line.rstrip("\n"), out_dir, numalex)), flush=True)
@@ -110,7 +132,7 @@ def load_all(paths, out_dir, warm_up=(), timeout=300):
             break
         results.append({"source": remaining[len(lines)], "outcome": "crash", "error": "",
                         "message": f"exit code {code}: {stderr}", "seconds": None,
-                        "peak_kib": None, "baseline_kib": None,
+                        "peak_kib": None, "baseline_kib": None, "traced_peak": None,
                         "leftovers": sorted(os.listdir(out_dir))})
         remaining = remaining[len(lines) + 1:]
     return results

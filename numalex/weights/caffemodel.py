@@ -38,7 +38,7 @@ import math
 import numpy as np
 
 from .errors import WeightFileError, within
-from .limits import MAX_NDIM, AllocationBudget
+from .limits import MAX_ARRAYS, MAX_NDIM, AllocationBudget
 
 VARINT, FIXED64, LENGTH, FIXED32 = 0, 1, 2, 5
 
@@ -147,6 +147,8 @@ def _blob_shape(buf: memoryview) -> tuple:
     return tuple(dims)
 
 
+MAX_BLOBS = 16      # per layer: convolutions have 2, BatchNorm 3
+
 # (NetParameter field, name field, blobs field) for the two layer forms.
 LAYER_FORMS = {100: ("layer", 1, 7), 2: ("layers (V1)", 4, 6)}
 
@@ -157,10 +159,13 @@ def read_caffemodel_blobs(data: bytes, budget: AllocationBudget | None = None
     (charged to `budget`; by default, the usual one for a file of len(data))."""
     budget = budget or AllocationBudget.for_size(len(data))
     net = memoryview(data)
-    layers = {}
+    layers, seen = {}, 0
     for number, wire, value in fields(net):
         if number not in LAYER_FORMS or wire != LENGTH:
             continue
+        seen += 1
+        if seen > MAX_ARRAYS:
+            raise WeightFileError(f"more than {MAX_ARRAYS:,} layers")
         form, name_field, blobs_field = LAYER_FORMS[number]
         name, blobs = None, []
         for field, field_wire, field_value in fields(value):
@@ -168,6 +173,8 @@ def read_caffemodel_blobs(data: bytes, budget: AllocationBudget | None = None
                 name = bytes(field_value).decode("utf-8", errors="replace")
             elif field == blobs_field and field_wire == LENGTH:
                 blobs.append(field_value)
+                if len(blobs) > MAX_BLOBS:
+                    raise WeightFileError(f"a {form} entry with more than {MAX_BLOBS} blobs")
             elif number == 2 and field == 1 and field_wire == LENGTH:
                 raise WeightFileError("a V0 (pre-2014) Caffe model; upgrade it with Caffe's "
                                       "tools/upgrade_net_proto_binary first")

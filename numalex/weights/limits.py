@@ -11,9 +11,9 @@ is allocated. A genuine weight file holds its arrays once (a little more for
 Caffe's float64 blobs or a compressed .npz), far inside the budget; a file
 that claims more is refused with a WeightFileError that says so.
 
-Small arrays cost more in Python objects than in data, so the number of
-arrays is capped too (AlexNet has 16; the largest published models a few
-thousand).
+Small arrays cost more in Python objects and time than in data, so the
+number of arrays (and of Caffe layers) is capped too: AlexNet has 16 arrays,
+a ResNet-152 about a thousand.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from .errors import WeightFileError
 
 FILE_MULTIPLE = 4           # arrays may total 4x the bytes on disk
 SLACK = 1 << 20             # plus 1 MiB, so tiny files are not refused for overheads
-MAX_ARRAYS = 100_000        # arrays in one file
+MAX_ARRAYS = 10_000         # arrays (or Caffe layers) in one file
 MAX_NDIM = 32               # dimensions of one array (Caffe's own limit)
 
 

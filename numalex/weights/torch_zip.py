@@ -1,7 +1,8 @@
 """Read a ``torch.save`` file (PyTorch >= 1.6, the zip format) without PyTorch.
 
 A state dict saved by ``torch.save(model.state_dict(), "alexnet.pth")`` is a
-zip archive (stored, not compressed)::
+zip archive (stored, never compressed: a compressed member is refused, so no
+member can inflate beyond the file)::
 
     alexnet/data.pkl        the dict itself, pickled; every tensor in it is a
                             call _rebuild_tensor_v2(storage, offset, size, stride, ...)
@@ -45,7 +46,7 @@ import numpy as np
 from .errors import UnsafePickleError, WeightFileError, within
 from .limits import AllocationBudget, check_shape
 from .pickle_scan import scan_pickle
-from .zip_members import open_archive, read_member
+from .zip_members import STORED_ONLY, open_archive, read_member
 
 # torch.<name>Storage -> the dtype of its elements. bfloat16 has no NumPy
 # dtype: it is the top half of a float32, so it is widened on reading.
@@ -68,8 +69,9 @@ class Sealed:
             object.__setattr__(self, name, value)
 
     def __setstate__(self, state=None):
-        raise WeightFileError(f"the pickle tries to set the state of numalex's "
-                              f"{type(self).__name__} (BUILD); a state dict never does")
+        # Also reached as Sealed.__setstate__(state) when BUILD targets a class itself.
+        raise WeightFileError("the pickle tries to set the state (BUILD) of a storage or "
+                              "tensor record; a state dict never does")
 
     def __setattr__(self, name, value):
         raise AttributeError(f"{type(self).__name__} is read-only")
@@ -100,9 +102,16 @@ class TensorRecord(Sealed):
 
 
 class PickledDict(OrderedDict):
-    """What the pickle's ``collections.OrderedDict`` becomes. BUILD may give
-    it only what torch gives a state dict (``{'_metadata': ...}``), which is
-    dropped."""
+    """What the pickle's ``collections.OrderedDict`` becomes. It is made empty
+    and filled item by item (SETITEMS, which the scan counts), as pickle's
+    writer does; BUILD may give it only what torch gives a state dict
+    (``{'_metadata': ...}``), which is dropped."""
+
+    def __init__(self, *args, **kwargs):
+        if args or kwargs:
+            raise WeightFileError("the pickle builds an OrderedDict from arguments; "
+                                  "torch.save never does")
+        super().__init__()
 
     def __setstate__(self, state=None):
         if not (isinstance(state, dict) and set(state) <= {"_metadata"}):
@@ -158,7 +167,7 @@ def _read_storage(archive, prefix: str, ref: StorageRef, order: str,
     """The record's bytes as a flat read-only array of exactly `ref.numel` elements."""
     name = f"{prefix}/data/{ref.key}"
     itemsize = 2 if ref.dtype == "bfloat16" else np.dtype(ref.dtype).itemsize
-    raw = read_member(archive, name, budget)
+    raw = read_member(archive, name, budget, STORED_ONLY)
     if len(raw) != ref.numel * itemsize:
         raise WeightFileError(f"record {name!r} holds {len(raw)} bytes, but its "
                               f"{ref.numel} elements need {ref.numel * itemsize}")
@@ -241,7 +250,7 @@ def _byte_order(archive, prefix: str, budget: AllocationBudget) -> str:
     if f"{prefix}/byteorder" not in archive.namelist():
         return "<"
     order = {b"little": "<", b"big": ">"}.get(
-        bytes(read_member(archive, f"{prefix}/byteorder", budget)).strip())
+        bytes(read_member(archive, f"{prefix}/byteorder", budget, STORED_ONLY)).strip())
     if order is None:
         raise WeightFileError("unknown byte order record")
     return order
@@ -252,7 +261,7 @@ def read_torch_zip(path, budget: AllocationBudget) -> dict[str, np.ndarray]:
     with within(path, "corrupted torch.save data"), open_archive(path) as archive:
         prefix = archive_prefix(archive)
         order = _byte_order(archive, prefix, budget)
-        data = bytes(read_member(archive, f"{prefix}/data.pkl", budget))
+        data = bytes(read_member(archive, f"{prefix}/data.pkl", budget, STORED_ONLY))
         scan_pickle(data)
         obj = StateDictUnpickler(data, path).load()
         return tensors_from(obj, archive, prefix, order, budget)

@@ -4,7 +4,8 @@
 a 1 KB member that inflates to 1 GiB is inflated to 1 GiB. Here every
 member is checked before a byte of it is inflated:
 
-- it is stored or deflated (no bzip2/lzma/other methods, no encryption);
+- it is stored or deflated (no bzip2/lzma/other methods, no encryption),
+  or only stored where the format never compresses (torch.save);
 - its declared uncompressed size fits the load's AllocationBudget (and a
   stored member's declared size is its size in the file);
 
@@ -24,6 +25,7 @@ from .limits import AllocationBudget
 
 CHUNK = 1 << 20
 METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflated"}
+STORED_ONLY = {zipfile.ZIP_STORED: "stored"}
 ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError,
               NotImplementedError, RuntimeError, ValueError, UnicodeDecodeError)
 
@@ -40,27 +42,29 @@ def open_archive(path):
         yield archive
 
 
-def check_member(info: zipfile.ZipInfo) -> None:
+def check_member(info: zipfile.ZipInfo, methods: dict) -> None:
     """Refuse a member numalex would not read safely, before reading it."""
     where = f"member {info.filename!r}"
     if info.flag_bits & 0x1:
         raise WeightFileError(f"{where} is encrypted; weight files never are")
-    if info.compress_type not in METHODS:
+    if info.compress_type not in methods:
         raise WeightFileError(f"{where} uses zip compression method {info.compress_type}; "
-                              f"numalex reads only stored and deflated members")
+                              f"this format has only {' or '.join(methods.values())} "
+                              f"members")
     if info.compress_type == zipfile.ZIP_STORED and info.file_size != info.compress_size:
         raise WeightFileError(f"{where} is stored uncompressed but declares "
                               f"{info.file_size:,} bytes for {info.compress_size:,}")
 
 
-def read_member(archive: zipfile.ZipFile, name: str, budget: AllocationBudget) -> memoryview:
+def read_member(archive: zipfile.ZipFile, name: str, budget: AllocationBudget,
+                methods: dict = METHODS) -> memoryview:
     """The bytes of member `name` (read-only), charged to `budget` by its declared
     size before anything is inflated."""
     try:
         info = archive.getinfo(name)
     except KeyError:
         raise WeightFileError(f"the archive has no member {name!r}") from None
-    check_member(info)
+    check_member(info, methods)
     budget.claim(info.file_size, f"member {name!r}")
     data, filled = bytearray(info.file_size), 0      # allocated once, as declared
     try:
