@@ -2,9 +2,9 @@
 every variant against the NumPy backend, weights uploaded once, activations
 kept on the device, and trace on this backend.
 
-The simulator costs about 5-10 microseconds per multiply-add, so the nets
-are small: width 1/16 and a 67x67 input (0.7-0.9 M multiply-adds, about 15 s
-per forward); the copy-counting tests use width 1/32 at 63x63.
+The simulator costs 5 to 50 microseconds per multiply-add (see
+numba_cuda.is_simulator), so the nets are small: width 1/16 and a 67x67 input
+(0.7-0.9 M multiply-adds); the copy-counting tests use width 1/32 at 63x63.
 """
 import numpy as np
 import pytest

@@ -78,9 +78,11 @@ DEFAULT_THREADS = 256                    # block size of the one-thread-per-outp
 def is_simulator() -> bool:
     """True when the kernels run in Numba's CUDA simulator, not on a GPU.
 
-    The simulator runs every GPU thread as a Python thread, at roughly 5-10
-    microseconds per multiply-add: seconds for a small net (width 1/16,
-    67x67), hours for a full-size AlexNet forward. Timings there mean nothing.
+    The simulator runs every GPU thread as a Python thread, at some 5 to 50
+    microseconds per multiply-add (the more the machine is loaded, the
+    slower; numalex.commands.run keeps its measurements): seconds for a small
+    net (width 1/16, 67x67), hours for a full-size AlexNet forward. Timings
+    there mean nothing.
     """
     return bool(cuda.config.ENABLE_CUDASIM)
 
