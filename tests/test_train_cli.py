@@ -80,11 +80,13 @@ def test_classify_reads_everything_from_the_checkpoint(folder, four_epochs, caps
     assert all(name in out for name in ("top", "middle", "bottom"))
 
 
-def test_a_resume_file_for_another_width_is_refused(folder, four_epochs, capsys):
-    code, _, err = train(capsys, folder, "--resume", four_epochs, "--width", "0.5",
-                         "--epochs", "5")
+@pytest.mark.parametrize("flag, value", [("--width", "0.5"), ("--variant", "caffe"),
+                                         ("--input-size", "95")])
+def test_a_resume_file_for_another_net_is_refused(folder, four_epochs, capsys, flag, value):
+    code, _, err = train(capsys, folder, "--resume", four_epochs, flag, value, "--epochs", "5")
     assert code == 2
-    assert "width 0.0625" in err and "--width 0.5 does not fit" in err
+    assert "holds a torchvision net of width 0.0625 for 63x63 inputs" in err
+    assert f"{flag} {'bvlc' if value == 'caffe' else value} does not fit" in err
 
 
 def test_a_diverging_rate_names_the_epoch_and_keeps_the_last_good_checkpoint(

@@ -21,6 +21,7 @@ def curves_figure(history: list, path) -> str:
     accuracy_axis.plot(epochs, [100 * record["accuracy"] for record in history], "s-",
                        color="tab:orange")
     accuracy_axis.set_ylabel("held-out accuracy (%)", color="tab:orange")
+    accuracy_axis.set_ylim(0, 100)
     for previous, record in zip(history, history[1:]):
         if record["lr"] < previous["lr"]:                   # the schedule stepped here
             loss_axis.axvline(record["epoch"] - 0.5, color="grey", linestyle=":")
