@@ -16,6 +16,8 @@ at the end.
 """
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 
 from . import backends
@@ -72,6 +74,11 @@ def backend_with_gradients(name: str):
     return be
 
 
+def takes_need_dx(be) -> bool:
+    """Can the backend's conv2d_backward skip the input gradient (need_dx=False)?"""
+    return "need_dx" in inspect.signature(be.conv2d_backward).parameters
+
+
 def forward_keeping_inputs(model, be, x, train: bool = False, seed=None):
     """Run x (N, C, H, W) through every layer of `model` on backend `be`.
 
@@ -94,25 +101,32 @@ def forward_keeping_inputs(model, be, x, train: bool = False, seed=None):
     return h, tape
 
 
-def backward(model, be, tape, dlogits) -> tuple:
+def backward(model, be, tape, dlogits, need_input_grad: bool = True) -> tuple:
     """Walk the layers in reverse from dlogits (N, K) on the backend.
 
     Returns (dx, grads): dx the gradient of the input images (a host array,
-    (N, C, H, W)) and grads {state-dict key: host array}.
+    (N, C, H, W); None without need_input_grad, which also spares the first
+    convolution its input gradient where the backend can skip it) and grads
+    {state-dict key: host array}.
     """
     dy, grads = dlogits, {}
-    for (name, spec), params, (x, mask) in reversed(list(zip(model.layers,
-                                                            model._layer_params(be), tape))):
-        dy, layer_grads = layer_backward(be, spec, dy, x, params, mask)
+    steps = list(zip(model.layers, model._layer_params(be), tape))
+    for i, ((name, spec), params, (x, mask)) in reversed(list(enumerate(steps))):
+        need_dx = need_input_grad or i > 0
+        dy, layer_grads = layer_backward(be, spec, dy, x, params, mask, need_dx)
         grads.update({f"{name}.{suffix}": be.to_numpy(g) for suffix, g in layer_grads.items()})
-    return be.to_numpy(dy), {key: grads[key] for key in model.param_shapes()}
+    dx = be.to_numpy(dy) if need_input_grad else None
+    return dx, {key: grads[key] for key in model.param_shapes()}
 
 
-def layer_backward(be, spec, dy, x, params, mask) -> tuple:
-    """One layer's backward: dy of its output -> (dy of its input, {suffix: gradient})."""
+def layer_backward(be, spec, dy, x, params, mask, need_dx: bool = True) -> tuple:
+    """One layer's backward: dy of its output -> (dy of its input, {suffix: gradient}).
+    need_dx=False lets a convolution skip its input gradient (then None) on a
+    backend whose conv2d_backward takes need_dx."""
     if isinstance(spec, Conv2d):
+        skip = {} if need_dx or not takes_need_dx(be) else {"need_dx": False}
         dx, dw, db = be.conv2d_backward(dy, x, params["weight"], params["bias"], spec.stride,
-                                        spec.padding, spec.groups, spec.dilation)
+                                        spec.padding, spec.groups, spec.dilation, **skip)
         return dx, {"weight": dw, "bias": db}
     if isinstance(spec, Linear):
         dx, dw, db = be.linear_backward(dy, x, params["weight"], params["bias"])
@@ -132,6 +146,23 @@ def layer_backward(be, spec, dy, x, params, mask) -> tuple:
     raise TypeError(f"no backward pass for layer type {type(spec).__name__}")
 
 
+def top_class_gradient(model, x, backend: str = "numpy") -> tuple:
+    """Each image's top class, its logit, and that logit's gradient with respect
+    to the input pixels (a saliency map, Simonyan et al. 2013).
+
+    x: (N, C, H, W), already checked -> (classes (N,), logits (N,), dx (N, C, H, W)).
+    The backward walk starts from a one-hot dlogits instead of a loss.
+    """
+    be = backend_with_gradients(backend)
+    logits, tape = forward_keeping_inputs(model, be, x)
+    logits = be.to_numpy(logits)
+    rows, top = np.arange(len(logits)), logits.argmax(axis=1)
+    one_hot = np.zeros_like(logits)
+    one_hot[rows, top] = 1.0
+    dx, _ = backward(model, be, tape, be.to_backend(one_hot))
+    return top, logits[rows, top], dx
+
+
 def loss_and_grads(model, x, labels, backend: str = "numpy", train: bool = False,
                    seed=None) -> tuple[float, dict]:
     """(mean cross-entropy loss, {state-dict key: gradient}) for images x
@@ -140,5 +171,5 @@ def loss_and_grads(model, x, labels, backend: str = "numpy", train: bool = False
     be = backend_with_gradients(backend)
     logits, tape = forward_keeping_inputs(model, be, x, train, seed)
     loss, dlogits = cross_entropy(be.to_numpy(logits), labels)
-    _, grads = backward(model, be, tape, be.to_backend(dlogits))
+    _, grads = backward(model, be, tape, be.to_backend(dlogits), need_input_grad=False)
     return loss, grads

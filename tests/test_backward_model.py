@@ -6,6 +6,8 @@ shared fixture per variant runs PyTorch once; every backend that exports the
 backward ops is compared with it (the CUDA simulator is too slow for a full
 AlexNet: its backward ops are checked op by op in test_backward_ops.py).
 """
+import types
+
 import numpy as np
 import pytest
 
@@ -118,3 +120,13 @@ def test_bad_labels_are_refused_before_any_work(labels, error, words):
     x = np.zeros((2, 3, 224, 224), np.float32)
     with pytest.raises(error, match=words):
         model.loss_and_grads(x, labels)
+
+
+def test_a_backend_without_backward_ops_is_named(monkeypatch):
+    forward_only = types.SimpleNamespace(name="forward-only", conv2d=None, relu=None)
+    monkeypatch.setattr(numalex.backprop.backends, "get", lambda name: forward_only)
+    model = numalex.alexnet("torchvision", width=0.125, num_classes=10)
+    with pytest.raises(NotImplementedError, match=r"backend 'forward-only' has no backward "
+                                                  r"pass yet \(missing conv2d_backward, "):
+        model.loss_and_grads(np.zeros((1, 3, 224, 224), np.float32), [1],
+                             backend="forward-only")

@@ -121,7 +121,9 @@ def test_conv2d_backward_equals_torch(name):
 
     @examples_for(name)
     @given(convolutions(max_size=8 if name == "cuda" else 12))
-    @example(((1, 2, 10, 7), (2, 1, 3, 2), 2, 1, 2, 2)).via("groups, dilation, 2x3 kernel")
+    @example(((1, 2, 10, 7), (2, 1, 3, 2), 2, 1, 2, 2)).via("groups, dilation, 3x2 kernel")
+    @example(((1, 1, 10, 9), (1, 1, 3, 3), 4, 0, 1, 1)).via("the stride drops 3 rows, 2 cols")
+    @example(((2, 4, 5, 6), (4, 2, 2, 1), 1, 2, 2, 1)).via("padding wider than the kernel")
     def check(case):
         x_shape, w_shape, stride, padding, groups, dilation = case
         x, w, b = random(x_shape, 1), random(w_shape, 2), random(w_shape[:1], 3)
@@ -132,6 +134,16 @@ def test_conv2d_backward_equals_torch(name):
                                             dy, x, w, b))
 
     check()
+
+
+def test_conv2d_backward_without_dx_gives_the_same_dw_and_db():
+    """need_dx=False: the first layer of a network needs no input gradient."""
+    x, w, b = random((2, 4, 9, 9), 1), random((6, 2, 3, 3), 2), random((6,), 3)
+    dy = random((2, 6, 5, 5), 4)                     # (9 + 2 - 3)/2 + 1 = 5
+    dx, dw, db = numpy_ref.conv2d_backward(dy, x, w, b, 2, 1, 2, 1)
+    none, dw_only, db_only = numpy_ref.conv2d_backward(dy, x, w, b, 2, 1, 2, 1, need_dx=False)
+    assert none is None and dx.shape == x.shape
+    assert np.array_equal(dw, dw_only) and np.array_equal(db, db_only)
 
 
 def test_conv2d_backward_equals_central_differences():
@@ -163,11 +175,24 @@ def test_rows_the_stride_dropped_get_no_gradient():
     assert np.all(np.abs(dx[:, :, 222, :]).max(axis=-1) > 0)   # the row before is read
 
 
-def test_conv2d_backward_refuses_a_mis_shaped_dy():
-    x, w, b = random((1, 2, 6, 6), 1), random((3, 2, 3, 3), 2), random((3,), 3)
-    with pytest.raises(ShapeError, match=r"conv2d_backward: dy must have the shape of "
-                                         r"conv2d's output, \(1, 3, 4, 4\)"):
-        numpy_ref.conv2d_backward(random((1, 3, 5, 4), 4), x, w, b)
+X = random((1, 2, 6, 6), 1)
+MIS_SHAPED_DY = [
+    ("conv2d", (X, random((3, 2, 3, 3), 2), random((3,), 3)), {}, "(1, 3, 4, 4)"),
+    ("max_pool2d", (X, 3, 2), {"ceil_mode": True}, "(1, 2, 3, 3)"),
+    ("adaptive_avg_pool2d", (X, (2, 3)), {}, "(1, 2, 2, 3)"),
+    ("lrn", (X, 5, 1e-4, 0.75, 1.0), {}, "(1, 2, 6, 6)"),
+    ("relu", (X,), {}, "(1, 2, 6, 6)"),
+    ("linear", (X[0, 0], random((4, 6), 2), random((4,), 3)), {}, "(6, 4)"),
+]
+
+
+@pytest.mark.parametrize("op, args, kwargs, out_shape", MIS_SHAPED_DY,
+                         ids=[case[0] for case in MIS_SHAPED_DY])
+def test_a_mis_shaped_dy_is_refused_in_one_line(op, args, kwargs, out_shape):
+    with pytest.raises(ShapeError) as err:
+        getattr(numpy_ref, f"{op}_backward")(random((1, 2, 5, 4), 4), *args, **kwargs)
+    assert str(err.value) == (f"{op}_backward: dy must have the shape of {op}'s output, "
+                              f"{out_shape}, got (1, 2, 5, 4)")
 
 
 # ---- pooling ---------------------------------------------------------------------------

@@ -14,6 +14,8 @@ returns the gradients of the forward's array arguments; see
 numalex/backends/numpy_backward.py)::
 
     conv2d_backward(dy, x, w, b, stride=1, padding=0, groups=1, dilation=1) -> (dx, dw, db)
+        (a backend may also take need_dx=False, then dx is None: numalex.backprop
+        uses it for a network's first layer)
     linear_backward(dy, x, w, b) -> (dx, dw, db)
     max_pool2d_backward(dy, x, kernel, stride, padding=0, ceil_mode=False) -> dx
     adaptive_avg_pool2d_backward(dy, x, out_hw) -> dx

@@ -34,11 +34,12 @@ from . import checks
 
 
 # ---- convolution --------------------------------------------------------------------
-def conv2d_backward(dy, x, w, b, stride=1, padding=0, groups=1, dilation=1):
+def conv2d_backward(dy, x, w, b, stride=1, padding=0, groups=1, dilation=1, need_dx=True):
     """Gradients of conv2d with respect to x, w and b.
 
     dy: (N, O, Ho, Wo), x: (N, C, H, W), w: (O, C/G, kh, kw), b: (O,)
-    -> dx: (N, C, H, W), dw: (O, C/G, kh, kw), db: (O,).
+    -> dx: (N, C, H, W) (None when need_dx is False: a network's first layer
+    has no use for it), dw: (O, C/G, kh, kw), db: (O,).
     A grouped convolution is G convolutions side by side (group g maps input
     channels g*C/G ... to output channels g*O/G ...), so each group's
     gradients come from its own slices.
@@ -47,13 +48,15 @@ def conv2d_backward(dy, x, w, b, stride=1, padding=0, groups=1, dilation=1):
                                     groups, dilation)
     checks.gradient_shape("conv2d", np.shape(dy), out_shape)
     dy, x, w = (np.asarray(a, dtype=np.float32) for a in (dy, x, w))
-    dx, dw = np.empty(x.shape, np.float32), np.empty(w.shape, np.float32)
+    dx = np.empty(x.shape, np.float32) if need_dx else None
+    dw = np.empty(w.shape, np.float32)
     c_per_group, o_per_group = x.shape[1] // groups, w.shape[0] // groups
     for g in range(groups):
         ins = slice(g * c_per_group, (g + 1) * c_per_group)
         outs = slice(g * o_per_group, (g + 1) * o_per_group)
-        dx[:, ins] = conv2d_input_grad(dy[:, outs], w[outs], x.shape[2:], stride, padding,
-                                       dilation)
+        if need_dx:
+            dx[:, ins] = conv2d_input_grad(dy[:, outs], w[outs], x.shape[2:], stride,
+                                           padding, dilation)
         dw[outs] = conv2d_weight_grad(dy[:, outs], x[:, ins], w.shape[2:], stride, padding,
                                       dilation)
     db = dy.sum(axis=(0, 2, 3), dtype=np.float64).astype(np.float32)
@@ -101,13 +104,16 @@ def conv2d_input_grad(dy, w, in_hw, stride, padding, dilation):
     spread = np.zeros((n, c, span_h + rows, span_w + cols), np.float32)
     dilated = spread[:, :, span_h:span_h + (ho - 1) * stride + 1:stride,
                      span_w:span_w + (wo - 1) * stride + 1:stride]        # (N, C, Ho, Wo) view
-    # step 3: the flipped, channel-swapped kernel, (C, O, kh, kw)
+    # step 3: the flipped, channel-swapped kernel, (C, O, kh, kw), stored tap by tap
+    # as (kh, kw, C, O) so that each tap's matrix is contiguous (BLAS needs that)
     flipped = w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
-    dy_rows = dy.reshape(n, o, ho * wo)
+    taps = np.ascontiguousarray(flipped.transpose(2, 3, 0, 1))
+    dy_by_channel = by_channel(dy)                                  # (O, N*Ho*Wo)
     dxp = np.zeros((n, c, rows, cols), np.float32)
     for u in range(kh):
         for v in range(kw):
-            dilated[...] = np.matmul(flipped[:, :, u, v], dy_rows).reshape(n, c, ho, wo)
+            mixed = taps[u, v] @ dy_by_channel                      # (C, N*Ho*Wo)
+            dilated[...] = mixed.reshape(c, n, ho, wo).transpose(1, 0, 2, 3)
             r, q = u * dilation, v * dilation
             dxp += spread[:, :, r:r + rows, q:q + cols]
     # step 4: padding gets no gradient
@@ -128,17 +134,22 @@ def conv2d_weight_grad(dy, x, kernel_hw, stride, padding, dilation):
     n, o, ho, wo = dy.shape
     kh, kw = kernel_hw
     xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
-    dy_rows = dy.reshape(n, o, ho * wo)
+    dy_by_channel = by_channel(dy)                                  # (O, N*Ho*Wo)
     dw = np.empty((o, x.shape[1], kh, kw), np.float32)
     for u in range(kh):
         for v in range(kw):
             r, c = u * dilation, v * dilation
             seen = xp[:, :, r:r + (ho - 1) * stride + 1:stride,
                       c:c + (wo - 1) * stride + 1:stride]                   # (N, C, Ho, Wo)
-            seen_rows = seen.reshape(n, x.shape[1], ho * wo)
             # sum over n, i, j of dy[n, o, i, j] * seen[n, c, i, j]: (O, C)
-            dw[:, :, u, v] = np.matmul(dy_rows, seen_rows.transpose(0, 2, 1)).sum(axis=0)
+            dw[:, :, u, v] = dy_by_channel @ by_channel(seen).T
     return dw
+
+
+def by_channel(a):
+    """(N, C, H, W) -> (C, N*H*W), a copy: one row per channel holding every
+    image's pixels, so that a sum over images and pixels is one matrix product."""
+    return a.transpose(1, 0, 2, 3).reshape(a.shape[1], -1)
 
 
 # ---- pooling ------------------------------------------------------------------------
@@ -156,9 +167,10 @@ def max_pool2d_backward(dy, x, kernel, stride, padding=0, ceil_mode=False):
     checks.gradient_shape("max_pool2d", np.shape(dy), out_shape)
     n, c, h, w = x.shape
     ho, wo = out_shape[2:]
-    # the padded input, with room for a ceil-mode window past the bottom/right edge
-    rows = max(h + 2 * padding, (ho - 1) * stride + kernel)
-    cols = max(w + 2 * padding, (wo - 1) * stride + kernel)
+    # the padded input, with room for a ceil-mode last window past the bottom/right edge
+    rows, cols = (length + 2 * padding + size_arithmetic(length, kernel, stride, padding,
+                                                         ceil_mode=ceil_mode).overhang_rows
+                  for length in (h, w))
     xp = np.full((n, c, rows, cols), -np.inf, np.float32)
     xp[:, :, padding:padding + h, padding:padding + w] = x
     windows = sliding_window_view(xp, (kernel, kernel), axis=(2, 3))[

@@ -5,7 +5,7 @@ import os
 import sys
 
 from ..alexnet import alexnet
-from ..visualize import check_layer_names, feature_maps_figure, filters_figure
+from ..visualize import check_layer_names, feature_maps_figure, filters_figure, saliency_figure
 
 
 def register(sub) -> None:
@@ -16,7 +16,8 @@ def register(sub) -> None:
                     "chosen layers, titled with their shapes, size arithmetic and receptive "
                     "field. Needs matplotlib (pip install 'numalex[plot]').",
         epilog="examples: numalex visualize | numalex visualize torchvision --weights "
-               "alexnet.pth --image cat.jpg --layers features.1 features.11")
+               "alexnet.pth --image cat.jpg --layers features.1 features.11 | numalex "
+               "visualize --weights alexnet.pth --saliency cat.jpg")
     p.add_argument("variant", nargs="?", default="torchvision",
                    help="torchvision (224), original (227) or bvlc (caffe)")
     p.add_argument("--weights", default=None, help="pretrained weights (default: random)")
@@ -25,6 +26,9 @@ def register(sub) -> None:
                    help="layers to draw (default: the ReLUs after conv1, conv2, conv5)")
     p.add_argument("--channels", type=int, default=8, help="channels per layer (8)")
     p.add_argument("--out", default=".", help="folder for the PNGs (default: here)")
+    p.add_argument("--saliency", default=None, metavar="IMAGE",
+                   help="instead, write saliency.png: the gradient of IMAGE's top class "
+                        "with respect to its pixels, by backpropagation")
     p.set_defaults(func=run)
 
 
@@ -36,12 +40,16 @@ def run(args) -> int:
         check_layer_names(model, args.layers)       # before any file is written
     os.makedirs(args.out, exist_ok=True)
     try:
-        written = [
-            filters_figure(model, os.path.join(args.out, "conv1_filters.png"),
-                           random_weights=args.weights is None),
-            feature_maps_figure(model, os.path.join(args.out, "feature_maps.png"),
-                                args.image, args.layers, args.channels),
-        ]
+        if args.saliency:
+            written = [saliency_figure(model, os.path.join(args.out, "saliency.png"),
+                                       args.saliency, random_weights=args.weights is None)]
+        else:
+            written = [
+                filters_figure(model, os.path.join(args.out, "conv1_filters.png"),
+                               random_weights=args.weights is None),
+                feature_maps_figure(model, os.path.join(args.out, "feature_maps.png"),
+                                    args.image, args.layers, args.channels),
+            ]
     except ModuleNotFoundError as err:
         print(f"numalex visualize: {err}", file=sys.stderr)
         return 2
