@@ -10,6 +10,7 @@ model, not once per forward.
     conv2d, linear           shared-memory tiled implicit GEMM (cuda_gemm.py)
     relu, max_pool2d,        one thread per output element (cuda_windows.py)
     adaptive_avg_pool2d, lrn
+    OP_backward, dropout     one thread per gradient element (cuda_backward.py)
 
 Launch shapes are arguments, never frozen: ``tiles=GemmTiles(m, n, k)`` for
 the GEMM (default: DEFAULT_TILES fitted to the problem) and ``threads=`` for
@@ -64,6 +65,9 @@ cuda = _import_cuda()
 from .cuda_gemm import GemmTiles, implicit_gemm_kernel  # noqa: E402
 from .cuda_windows import (adaptive_avg_kernel, blocks, lrn_kernel,  # noqa: E402
                            max_pool_kernel, relu_kernel)
+from .cuda_backward import (adaptive_avg_pool2d_backward, conv2d_backward,  # noqa: E402,F401
+                            dropout, dropout_backward, linear_backward, lrn_backward,
+                            max_pool2d_backward, relu_backward)
 
 DEFAULT_TILES = GemmTiles(16, 16, 32)    # fitted to each problem unless tiles= is given
 DEFAULT_THREADS = 256                    # block size of the one-thread-per-output kernels

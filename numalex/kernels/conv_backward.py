@@ -89,7 +89,7 @@ def conv2d_backward(dy, x, w, stride, padding, groups, dilation, need_dx=True):
     pixels, rows = ho * wo, c_in * kh * kw
     o_per_group, depth = out_ch // groups, c_per_group * kh * kw
     w_groups = w.reshape(groups, o_per_group, depth)              # (G, O/G, K)
-    dw_t = np.empty((groups, depth, o_per_group), dtype=np.float32)  # dW_g^T: see below
+    dw_t = np.empty((groups, depth, o_per_group), dtype=np.float32)  # dW_g^T, as said above
     dx = np.empty_like(x) if need_dx else None
     fits = max(1, conv.COLS_BUDGET_BYTES // (rows * pixels * 4))   # images per chunk, at most
     chunk = -(-n_img // -(-n_img // fits))                         # equal chunks
