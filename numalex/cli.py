@@ -14,7 +14,7 @@ from . import __version__
 from .backends import BackendUnavailable
 from .shapes import ShapeError
 
-COMMANDS = ["run", "summary", "explain", "sizes", "visualize", "classify", "convert", "bench"]
+COMMANDS = ["run", "summary", "explain", "sizes", "visualize", "classify", "convert", "bench", "train"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -17,8 +17,10 @@ import time
 
 
 def progress(items, label: str = "", total: int | None = None, stream=None,
-             unit: str = "items"):
-    """Yield from `items`, drawing the bar as it goes; `unit` names what is counted."""
+             unit: str = "items", status=None):
+    """Yield from `items`, drawing the bar as it goes; `unit` names what is
+    counted; `status()`, if given, returns text drawn at the end of the line
+    (e.g. a running loss)."""
     stream = sys.stderr if stream is None else stream
     items = list(items) if total is None and not hasattr(items, "__len__") else items
     total = len(items) if total is None else total
@@ -29,19 +31,21 @@ def progress(items, label: str = "", total: int | None = None, stream=None,
     for done, item in enumerate(items, start=1):
         yield item
         if live:
-            _draw(stream, label, done, total, time.perf_counter() - start, unit, end="\r")
+            _draw(stream, label, done, total, time.perf_counter() - start, unit, status,
+                  end="\r")
     if enabled:
-        _draw(stream, label, done, total, time.perf_counter() - start, unit, end="\n")
+        _draw(stream, label, done, total, time.perf_counter() - start, unit, status, end="\n")
 
 
-def _draw(stream, label, done, total, seconds, unit, end):
+def _draw(stream, label, done, total, seconds, unit, status, end):
     width = 30
     filled = min(width, width * done // total) if total else width
     bar = "#" * filled + "." * (width - filled)
     rate = done / seconds if seconds > 0 else 0.0
     eta = _duration((total - done) / rate) if rate > 0 and done < total else "-"
+    extra = f" {status()}" if status is not None else ""
     stream.write(f"{label} [{bar}] {done}/{total} {rate:.1f} {unit}/s ETA {eta} "
-                 f"{_duration(seconds)}{end}")
+                 f"{_duration(seconds)}{extra}{end}")
     stream.flush()
 
 

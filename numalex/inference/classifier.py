@@ -22,6 +22,7 @@ import numpy as np
 from ..alexnet import alexnet
 from ..backends.checks import positive_int
 from ..images import VARIANT_PRESETS, Preset, get_preset, imagenet_classes
+from ..training.checkpoint import trained_model
 
 NOT_FINITE = ("the model's output is not finite (NaN or infinity); "
               "check the weights for NaN, infinity or huge values")
@@ -82,7 +83,12 @@ class ClassifierSpec:
         positive_int(self.top, "top")
 
     def build(self) -> "Classifier":
-        """Load the weights and the class names (the expensive part, done once)."""
+        """Load the weights and the class names (the expensive part, done once).
+        A `numalex train` checkpoint brings its own net, classes and preprocessing."""
+        trained = trained_model(self.weights) if self.weights else None
+        if trained is not None:
+            return Classifier(trained.model, trained.preset, trained.class_names, self.top,
+                              self.backend)
         model = alexnet(self.variant, weights=self.weights, num_classes=self.num_classes,
                         width=self.width, input_size=self.input_size)
         preset = get_preset(self.preset or VARIANT_PRESETS[model.variant])

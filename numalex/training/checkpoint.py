@@ -111,6 +111,8 @@ class TrainedModel:
 def is_checkpoint(path) -> bool:
     """Does the file hold a checkpoint record? Reads only the list of names
     (an .npz's directory, a .safetensors header), not the arrays."""
+    if not os.path.isfile(path):
+        return False                     # load_weights says so, in its own words
     kind = detect_format(path)
     if kind == "npz":
         with zipfile.ZipFile(path) as archive:
