@@ -4,11 +4,13 @@ the CPU, from the definition to the fastest, for benchmarks/conv_ladder.py
 
     1-7  numalex/kernels/conv.py      loops, im2col/im2row + GEMM, shifted
                                       GEMMs, space-to-depth
-    8    numalex/kernels/winograd.py  Winograd F(2x2, 3x3)
+    8    numalex/kernels/winograd.py     Winograd F(2x2, 3x3)
+    9    numalex/kernels/winograd_f4.py  Winograd F(4x4, 3x3)
+    10   numalex/kernels/winograd_f4.py  space-to-depth + Winograd F(4x4, 3x3)
 """
 from __future__ import annotations
 
-from . import conv, winograd
+from . import conv, winograd, winograd_f4
 
 VERSIONS = {
     "1 naive": conv.conv_naive,
@@ -19,6 +21,8 @@ VERSIONS = {
     "6 im2row + GEMM": conv.conv_im2row,
     "7 space-to-depth + shifted GEMM": conv.conv_space_to_depth,
     "8 Winograd F(2x2, 3x3)": winograd.conv_winograd,
+    "9 Winograd F(4x4, 3x3)": winograd_f4.conv_winograd_f4,
+    "10 space-to-depth + Winograd F(4x4, 3x3)": winograd_f4.conv_space_to_depth_winograd,
 }
 
 # Versions that compute only some convolutions, and which: the others raise
@@ -26,13 +30,55 @@ VERSIONS = {
 LIMITED = {
     "5 shifted GEMM": lambda kernel_hw, stride, dilation: stride == 1,
     "8 Winograd F(2x2, 3x3)": winograd.supports,
+    "9 Winograd F(4x4, 3x3)": winograd.supports,
+    "10 space-to-depth + Winograd F(4x4, 3x3)": winograd_f4.folds_to_winograd,
 }
 # Versions for larger strides: at stride 1 they are another version plus a
 # copy (space-to-depth folds nothing), so the benchmark does not time them there.
-STRIDED_ONLY = {"7 space-to-depth + shifted GEMM"}
+STRIDED_ONLY = {"7 space-to-depth + shifted GEMM", "10 space-to-depth + Winograd F(4x4, 3x3)"}
 
 
 def computes(version: str, kernel_hw, stride: int, dilation: int) -> bool:
     """Can `version` compute a convolution with this kernel, stride and dilation?"""
     limit = LIMITED.get(version)
     return limit is None or limit(tuple(kernel_hw), stride, dilation)
+
+
+# Versions that take pool=(kernel, stride, padding, ceil_mode), a max pool
+# after the convolution (and its ReLU), fused into their epilogue.
+TAKES_POOL = {"5 shifted GEMM", "7 space-to-depth + shifted GEMM", "8 Winograd F(2x2, 3x3)",
+              "9 Winograd F(4x4, 3x3)", "10 space-to-depth + Winograd F(4x4, 3x3)"}
+# Versions that take u=, a transform of the weight a caller can compute once
+# and keep: TRANSFORMS[version](w, stride, dilation).
+TRANSFORMS = {
+    "8 Winograd F(2x2, 3x3)": lambda w, stride, dilation: winograd.transformed_weights(w),
+    "9 Winograd F(4x4, 3x3)":
+        lambda w, stride, dilation: winograd.transformed_weights(w, winograd_f4.F4),
+    "10 space-to-depth + Winograd F(4x4, 3x3)": winograd_f4.folded_transform,
+}
+
+# From this many images on, F(4x4, 3x3)'s GEMMs are big enough to pay off.
+# Measured on AlexNet-224's convs at batch 32 (one thread, CPU time): conv1
+# 127 ms (version 10) vs 170 (7), conv2 226 vs 336 (F(2x2)), conv3 79 vs 107,
+# conv4 108 vs 123, conv5 70 vs 76. At batch 1 F(4x4)'s 16 tiles per 13 x 13
+# map make 36 GEMMs of 16 rows, slower than F(2x2)'s or im2col's.
+LARGE_BATCH = 8
+
+
+def choose(kernel_hw, stride: int, dilation: int, batch: int, prepared: bool) -> str:
+    """The version the numba backend runs for one convolution.
+
+    prepared: the weight is a numba backend PreparedWeight (a model's), which
+    keeps its transforms from call to call, so Winograd's weight transform
+    costs nothing after the first call."""
+    if stride > 1:
+        if batch >= LARGE_BATCH and winograd_f4.folds_to_winograd(kernel_hw, stride, dilation):
+            return "10 space-to-depth + Winograd F(4x4, 3x3)"
+        return "7 space-to-depth + shifted GEMM"
+    if winograd.supports(kernel_hw, stride, dilation):
+        if batch >= LARGE_BATCH:
+            return "9 Winograd F(4x4, 3x3)"
+        if tuple(kernel_hw) == (3, 3) and prepared:
+            return "8 Winograd F(2x2, 3x3)"
+    return "4 batched im2col + GEMM" if batch < LARGE_BATCH else "5 shifted GEMM"
+

@@ -37,6 +37,9 @@ transforms' entries are 0, +-1 and +-1/2).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
 import numpy as np
 from numba import njit, prange
 
@@ -115,21 +118,21 @@ def pad_channels_last(x, padding, out):
 
 
 @njit(parallel=True, cache=True)
-def transform_input(xp, tiles_h, tiles_w, v):
+def transform_input(xp, row0, col0, tiles_h, tiles_w, v):
     """V = B^T d B for every 4 x 4 input tile d, all channels at once.
 
     xp: (N, Hp, Wp, C) zero-padded, channels-last; v: (16, N*tiles_h*tiles_w, C).
-    Tile (ty, tx) of image n covers padded rows 2*ty ... 2*ty + 3 and
-    columns 2*tx ... 2*tx + 3 and is row t = (n*tiles_h + ty)*tiles_w + tx
+    Tile (ty, tx) of image n covers padded rows row0 + 2*ty ... + 3 and
+    columns col0 + 2*tx ... + 3 and is row t = (n*tiles_h + ty)*tiles_w + tx
     of each v[xi]. The innermost loop runs over channels: 16 contiguous
     loads, additions, 16 contiguous stores. One row of tiles per task.
     """
     n_img, c_in = xp.shape[0], xp.shape[3]
     for task in prange(n_img * tiles_h):
         n, ty = task // tiles_h, task % tiles_h
-        r = 2 * ty
+        r = row0 + 2 * ty
         for tx in range(tiles_w):
-            t, q = task * tiles_w + tx, 2 * tx
+            t, q = task * tiles_w + tx, col0 + 2 * tx
             for c in range(c_in):
                 # B^T d: the tile's four rows mixed, one column at a time
                 s00, s10, s20, s30 = _mix(xp[n, r, q, c], xp[n, r + 1, q, c],
@@ -202,37 +205,74 @@ def split_kernel(w: np.ndarray) -> np.ndarray:
     return blocks
 
 
-def transformed_weights(w: np.ndarray) -> np.ndarray:
+@dataclass(frozen=True)
+class Scheme:
+    """One Winograd algorithm F(m x m, 3 x 3): its tile sizes and transforms.
+
+    transform_weights(w (O, Cg, 3, 3), u (alpha^2, Cg, O)),
+    transform_input(xp, row0, col0, tiles_h, tiles_w, v (alpha^2, tiles, C)),
+    transform_output(m (alpha^2, tiles, O), frame_hw, ho, wo, z (pixels, O))."""
+
+    name: str
+    tile: int                   # m: outputs per tile side
+    alpha: int                  # inputs per tile side: m + 2
+    transform_weights: Callable
+    transform_input: Callable
+    transform_output: Callable
+
+
+F2 = Scheme("F(2x2, 3x3)", 2, 4, transform_weights, transform_input, transform_output)
+
+
+def transformed_weights(w: np.ndarray, scheme: Scheme = F2) -> np.ndarray:
     """U of every 3 x 3 block of a (O, Cg, kh, kw) float32 weight:
-    (kh//2, kw//2, 16, Cg, O). A weight that is used many times can carry
-    it (numba_cpu.prepare_params does that)."""
+    (kh//2, kw//2, alpha^2, Cg, O). A weight that is used many times can
+    carry it (numba_cpu.prepare_params does that)."""
     blocks = split_kernel(w)
-    u = np.empty(blocks.shape[:2] + (16, w.shape[1], w.shape[0]), dtype=np.float32)
+    u = np.empty(blocks.shape[:2] + (scheme.alpha ** 2, w.shape[1], w.shape[0]),
+                 dtype=np.float32)
     for bu in range(blocks.shape[0]):
         for bv in range(blocks.shape[1]):
-            transform_weights(blocks[bu, bv], u[bu, bv])
+            scheme.transform_weights(blocks[bu, bv], u[bu, bv])
     return u
 
 
+def block_shifts(blocks_hw, tile: int) -> dict:
+    """The 3 x 3 blocks of split_kernel grouped by where their input tiles
+    start: {(rows, columns) into a tile: [(bu, bv, tiles down, tiles
+    across)]}. Block (bu, bv) sits 2*bu rows and 2*bv columns on; with
+    tiles of 2 outputs that is always a whole number of tiles (one input
+    transform serves every block), with tiles of 4 it can be half a tile
+    (one more input transform, at that offset)."""
+    groups = {}
+    for bu in range(blocks_hw[0]):
+        for bv in range(blocks_hw[1]):
+            (th, rh), (tw, rw) = divmod(2 * bu, tile), divmod(2 * bv, tile)
+            groups.setdefault((rh, rw), []).append((bu, bv, th, tw))
+    return groups
+
+
 def conv_winograd(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=False,
-                  pool=None, budget=BUDGET_BYTES, u=None):
+                  pool=None, budget=BUDGET_BYTES, u=None, scheme=F2):
     """Version 8 (kernels from 2 x 2 up, stride 1, no dilation): Winograd
-    F(2x2, 3x3).
+    F(2x2, 3x3); with winograd_f4.F4 as the scheme, version 9: F(4x4, 3x3).
 
     A bigger kernel is cut into 3 x 3 blocks at even offsets (split_kernel:
-    a 5 x 5 kernel into four). Block (bu, bv) reads the input tile 2*bu
-    rows and 2*bv columns further on: tile (ty + bu, tx + bv) of the same
-    grid, so one V serves all blocks, and each block is 16 more GEMMs on V
-    shifted by bu*Fw + bv tiles, added into the same M: the shifted-GEMM
-    trick of version 5, on tiles. V covers a frame of Fh x Fw tiles per
-    image, (blocks - 1) more than the output needs (junk, not read back).
+    a 5 x 5 kernel into four). Block (bu, bv) reads the input 2*bu rows and
+    2*bv columns further on. Where that is a whole number of tiles (always
+    for F(2x2, 3x3)), it reads tile (ty + shift, tx + shift) of the same
+    grid, so one V serves those blocks: 16 (or 36) more GEMMs on V shifted
+    by whole tiles, added into the same M, the shifted-GEMM trick of
+    version 5, on tiles. Blocks at an offset within a tile get a V of their
+    own (block_shifts). V covers a frame of Fh x Fw tiles per image, as
+    many more than the output needs as the largest shift (junk, not read back).
 
-    For each chunk of images: pad channels-last, V = transform_input,
-    M[xi] = sum over blocks of V[xi] (shifted) @ U[block, xi] (per group),
+    For each chunk of images: pad channels-last, then per offset V =
+    transform_input and M[xi] += V[xi] (shifted) @ U[block, xi] (per group),
     z = transform_output(M), then bias (+ ReLU) to NCHW, or with
     pool=(kernel, stride, padding, ceil_mode) the fused max pool of the
     shifted GEMMs (pooling.max_pool_pixels_major). u: the weight's
-    transform if already known (transformed_weights(w)).
+    transform if already known (transformed_weights(w, scheme)).
     """
     if not supports(w.shape[2:], stride, dilation):
         raise ValueError(f"conv_winograd needs a kernel of at least 2 x 2, stride 1 and "
@@ -241,43 +281,47 @@ def conv_winograd(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=False
     n_img, c_in, h, wd = x.shape
     out_ch, c_per_group, kh, kw = w.shape
     o_per_group = out_ch // groups
+    tile, points = scheme.tile, scheme.alpha ** 2
     ho, wo = conv_output_size(h, kh, 1, padding), conv_output_size(wd, kw, 1, padding)
-    u = transformed_weights(w) if u is None else u              # (Bh, Bw, 16, Cg, O)
-    blocks_h, blocks_w = u.shape[:2]
-    frame_h, frame_w = (ho + 1) // 2 + blocks_h - 1, (wo + 1) // 2 + blocks_w - 1
+    u = transformed_weights(w, scheme) if u is None else u      # (Bh, Bw, alpha^2, Cg, O)
+    offsets = block_shifts(u.shape[:2], tile)
+    shift_h = max(th for group in offsets.values() for _, _, th, _ in group)
+    shift_w = max(tw for group in offsets.values() for _, _, _, tw in group)
+    frame_h, frame_w = -(-ho // tile) + shift_h, -(-wo // tile) + shift_w
     frame = frame_h * frame_w                                   # tiles per image
-    tail = (blocks_h - 1) * frame_w + blocks_w - 1              # what the last shifts read
+    tail = shift_h * frame_w + shift_w                          # what the last shifts read
     y_hw = (ho, wo) if pool is None else tuple(
         conv_output_size(n, pool[0], pool[1], pool[2], ceil_mode=pool[3]) for n in (ho, wo))
     y = np.empty((n_img, out_ch) + y_hw, dtype=np.float32)
-    padded = (2 * frame_h + 2, 2 * frame_w + 2)                 # the rows, columns tiles read
-    per_image = 4 * (padded[0] * padded[1] * c_in + 16 * frame * (c_in + out_ch)
+    reach = max(r for pair in offsets for r in pair) + 2        # rows past the last tile's m
+    padded = (tile * frame_h + reach, tile * frame_w + reach)   # the rows, columns tiles read
+    per_image = 4 * (padded[0] * padded[1] * c_in + points * frame * (c_in + out_ch)
                      + ho * wo * out_ch)
     chunk = -(-n_img // -(-n_img // max(1, budget // per_image)))   # equal chunks
     xp_all = scratch.take("winograd padded", chunk * padded[0] * padded[1] * c_in)
-    v_all = scratch.take("winograd input", 16 * (chunk * frame + tail) * c_in)
-    m_all = scratch.take("winograd product", 16 * chunk * frame * out_ch)
+    v_all = scratch.take("winograd input", points * (chunk * frame + tail) * c_in)
+    m_all = scratch.take("winograd product", points * chunk * frame * out_ch)
     z_all = scratch.take("winograd output", chunk * ho * wo * out_ch)
     for start in range(0, n_img, chunk):
         n = min(n_img, start + chunk) - start
         positions = n * frame
         xp = xp_all[:n * padded[0] * padded[1] * c_in].reshape((n,) + padded + (c_in,))
-        v = v_all[:16 * (positions + tail) * c_in].reshape(16, positions + tail, c_in)
-        m = m_all[:16 * positions * out_ch].reshape(16, positions, out_ch)
+        v = v_all[:points * (positions + tail) * c_in].reshape(points, positions + tail, c_in)
+        m = m_all[:points * positions * out_ch].reshape(points, positions, out_ch)
         z = z_all[:n * ho * wo * out_ch].reshape(n * ho * wo, out_ch)
         pad_channels_last(x[start:start + n], padding, xp)
-        transform_input(xp, frame_h, frame_w, v)
-        v[:, positions:] = 0.0                                  # read by junk tiles only
-        for xi in range(16):
-            for g in range(groups):
-                ins = slice(g * c_per_group, (g + 1) * c_per_group)
-                outs = slice(g * o_per_group, (g + 1) * o_per_group)
-                for bu in range(blocks_h):
-                    for bv in range(blocks_w):
-                        off = bu * frame_w + bv
+        for count, ((row0, col0), blocks) in enumerate(offsets.items()):
+            scheme.transform_input(xp, row0, col0, frame_h, frame_w, v)
+            v[:, positions:] = 0.0                              # read by junk tiles only
+            for xi in range(points):
+                for g in range(groups):
+                    ins = slice(g * c_per_group, (g + 1) * c_per_group)
+                    outs = slice(g * o_per_group, (g + 1) * o_per_group)
+                    for i, (bu, bv, th, tw) in enumerate(blocks):
+                        off = th * frame_w + tw
                         blas.gemm(v[xi, off:off + positions, ins], u[bu, bv, xi, :, outs],
-                                  m[xi, :, outs], accumulate=(bu, bv) != (0, 0))
-        transform_output(m, (frame_h, frame_w), ho, wo, z)
+                                  m[xi, :, outs], accumulate=count > 0 or i > 0)
+        scheme.transform_output(m, (frame_h, frame_w), ho, wo, z)
         if pool is None:
             add_bias_to_nchw_from_rows(z.reshape(n, ho * wo, out_ch), b, relu,
                                        y[start:start + n].reshape(n, out_ch, ho * wo))
@@ -286,3 +330,4 @@ def conv_winograd(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=False
             pooling.max_pool_pixels_major(z, ho, wo, (ho, wo), kernel, pool_stride,
                                           pool_padding, b, relu, y[start:start + n])
     return y
+
