@@ -111,7 +111,7 @@ def test_winograd_f4_weight_transform_is_g_g_gt():
     w = random((5, 3, 3, 3))
     want = np.einsum("ai,ocij,bj->abco", g_matrix, w.astype(np.float64), g_matrix)
     np.testing.assert_allclose(winograd.transformed_weights(w, winograd_f4.F4),
-                               want.reshape(1, 1, 36, 3, 5), rtol=1e-6, atol=1e-6)
+                               want.reshape(1, 36, 3, 5), rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("batch", [1, 9])
@@ -136,9 +136,9 @@ def test_choose_picks_winograd_f4_from_large_batches():
     assert ladder.choose((3, 3), 3, 1, big, True).startswith("7 ")    # folds to 1 x 1
     for kernel in [(3, 3), (5, 5), (2, 3)]:
         assert ladder.choose(kernel, 1, 1, big, False).startswith("9 ")
-    assert ladder.choose((3, 3), 1, 1, small, True).startswith("8 ")
+    assert ladder.choose((3, 3), 1, 1, small, True).startswith("9 ")
+    assert ladder.choose((5, 5), 1, 1, 1, True).startswith("9 ")
     assert ladder.choose((3, 3), 1, 1, small, False).startswith("4 ")
-    assert ladder.choose((5, 5), 1, 1, 1, True).startswith("4 ")
     assert ladder.choose((3, 3), 1, 2, big, True).startswith("5 ")     # dilated
     assert ladder.choose((1, 1), 1, 1, big, True).startswith("5 ")
     for version in {ladder.choose(k, s, d, n, p) for k in [(1, 1), (3, 3), (11, 11)]
@@ -151,7 +151,7 @@ def test_winograd_weight_transform_is_g_g_gt():
     g_matrix = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
     w = random((5, 3, 3, 3))
     want = np.einsum("ai,ocij,bj->abco", g_matrix, w.astype(np.float64), g_matrix)
-    np.testing.assert_allclose(winograd.transformed_weights(w), want.reshape(1, 1, 16, 3, 5),
+    np.testing.assert_allclose(winograd.transformed_weights(w), want.reshape(1, 16, 3, 5),
                                rtol=1e-6, atol=1e-6)
 
 
@@ -186,6 +186,19 @@ def test_prepared_conv_weights_are_read_only_and_keep_their_transforms():
     assert key == ("9 Winograd F(4x4, 3x3)", 1, 1)
     np.testing.assert_array_equal(
         u, winograd.transformed_weights(params["a.weight"], winograd_f4.F4))
+
+
+@pytest.mark.parametrize("k", [3, 5, 7])
+@pytest.mark.parametrize("tile", [2, 4])
+def test_block_plan_places_every_block_once_at_its_offset(k, tile):
+    """Shift (th, tw) plus slot (rh, rw) is the block's offset (2*bu, 2*bv)."""
+    slots, shifts, table = winograd.block_plan((k // 2, k // 2), tile)
+    placed = [(block, (tile * th + rh, tile * tw + rw))
+              for (th, tw), row in zip(shifts, table)
+              for (rh, rw), block in zip(slots, row) if block is not None]
+    assert sorted(placed) == [((bu, bv), (2 * bu, 2 * bv))
+                              for bu in range(k // 2) for bv in range(k // 2)]
+    assert all(0 <= r < tile for slot in slots for r in slot)
 
 
 @st.composite

@@ -6,13 +6,12 @@ for the output size, allocates the output and calls a kernel from
 numalex.kernels:
 
     conv2d               the rung of the ladder that ladder.choose picks
-                         (numalex/kernels/ladder.py): from batch 8,
-                         Winograd F(4x4, 3x3) (version 9; larger kernels in
-                         3x3 blocks), for strides above 1 after space-to-
-                         depth (version 10); below batch 8, Winograd
-                         F(2x2, 3x3) for a model's 3x3 weights (version 8),
-                         im2col + GEMM (version 4) for other stride-1
-                         kernels, space-to-depth + shifted GEMMs (version 7)
+                         (numalex/kernels/ladder.py): Winograd F(4x4,
+                         3x3) for a model's stride-1 weights and from batch
+                         8 (version 9; larger kernels in 3x3 blocks), for
+                         strides above 1 after space-to-depth from batch 8
+                         (version 10); else im2col + GEMM (version 4) or
+                         space-to-depth + shifted GEMMs (version 7)
     linear               batch 2-8: a Numba kernel that streams the weights
                          once; batch 1: BLAS's matrix-vector product; larger
                          batches: BLAS's GEMM

@@ -57,11 +57,12 @@ TRANSFORMS = {
     "10 space-to-depth + Winograd F(4x4, 3x3)": winograd_f4.folded_transform,
 }
 
-# From this many images on, F(4x4, 3x3)'s GEMMs are big enough to pay off.
-# Measured on AlexNet-224's convs at batch 32 (one thread, CPU time): conv1
-# 127 ms (version 10) vs 170 (7), conv2 226 vs 336 (F(2x2)), conv3 79 vs 107,
-# conv4 108 vs 123, conv5 70 vs 76. At batch 1 F(4x4)'s 16 tiles per 13 x 13
-# map make 36 GEMMs of 16 rows, slower than F(2x2)'s or im2col's.
+# From this many images on, Winograd runs even for a weight that does not
+# keep its transform, and strided convolutions take version 10. Measured on
+# AlexNet-224's convs at batch 32 (one thread, CPU time): conv1 127 ms
+# (version 10) vs 170 (7), conv2 184 (9) vs 336 (8), conv3 79 vs 107, conv4
+# 108 vs 123, conv5 70 vs 76. At batch 1: conv1 6.4 (10) vs 5.9 (7); conv2
+# 9.9 (9) vs 11.1 (im2col, 4); conv3-5 within noise of versions 4 and 8.
 LARGE_BATCH = 8
 
 
@@ -70,15 +71,12 @@ def choose(kernel_hw, stride: int, dilation: int, batch: int, prepared: bool) ->
 
     prepared: the weight is a numba backend PreparedWeight (a model's), which
     keeps its transforms from call to call, so Winograd's weight transform
-    costs nothing after the first call."""
+    costs nothing after the first call; a one-off call with few images does
+    better with im2col than with a weight transform."""
     if stride > 1:
         if batch >= LARGE_BATCH and winograd_f4.folds_to_winograd(kernel_hw, stride, dilation):
             return "10 space-to-depth + Winograd F(4x4, 3x3)"
         return "7 space-to-depth + shifted GEMM"
-    if winograd.supports(kernel_hw, stride, dilation):
-        if batch >= LARGE_BATCH:
-            return "9 Winograd F(4x4, 3x3)"
-        if tuple(kernel_hw) == (3, 3) and prepared:
-            return "8 Winograd F(2x2, 3x3)"
+    if winograd.supports(kernel_hw, stride, dilation) and (batch >= LARGE_BATCH or prepared):
+        return "9 Winograd F(4x4, 3x3)"
     return "4 batched im2col + GEMM" if batch < LARGE_BATCH else "5 shifted GEMM"
-

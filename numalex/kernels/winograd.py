@@ -224,32 +224,46 @@ class Scheme:
 F2 = Scheme("F(2x2, 3x3)", 2, 4, transform_weights, transform_input, transform_output)
 
 
-def transformed_weights(w: np.ndarray, scheme: Scheme = F2) -> np.ndarray:
-    """U of every 3 x 3 block of a (O, Cg, kh, kw) float32 weight:
-    (kh//2, kw//2, alpha^2, Cg, O). A weight that is used many times can
-    carry it (numba_cpu.prepare_params does that)."""
-    blocks = split_kernel(w)
-    u = np.empty(blocks.shape[:2] + (scheme.alpha ** 2, w.shape[1], w.shape[0]),
-                 dtype=np.float32)
-    for bu in range(blocks.shape[0]):
-        for bv in range(blocks.shape[1]):
-            scheme.transform_weights(blocks[bu, bv], u[bu, bv])
-    return u
+def block_plan(blocks_hw, tile: int) -> tuple[list, list, list]:
+    """Where the 3 x 3 blocks of split_kernel read their input, for tiles of
+    `tile` outputs: (slots, shifts, table).
 
-
-def block_shifts(blocks_hw, tile: int) -> dict:
-    """The 3 x 3 blocks of split_kernel grouped by where their input tiles
-    start: {(rows, columns) into a tile: [(bu, bv, tiles down, tiles
-    across)]}. Block (bu, bv) sits 2*bu rows and 2*bv columns on; with
-    tiles of 2 outputs that is always a whole number of tiles (one input
-    transform serves every block), with tiles of 4 it can be half a tile
-    (one more input transform, at that offset)."""
-    groups = {}
+    Block (bu, bv) reads the input 2*bu rows and 2*bv columns on: a whole
+    number of tiles (th, tw) plus an offset into a tile (rh, rw). Each
+    distinct offset is a slot with an input transform V of its own; each
+    distinct whole-tile shift is one set of GEMMs on V shifted by th rows
+    and tw columns of tiles. table[shift][slot] is the block there, or None.
+    F(2x2, 3x3) on a 5 x 5 kernel: one slot, four shifts; F(4x4, 3x3): four
+    slots (offsets 0 and 2 both ways), one shift.
+    """
+    where = {}
     for bu in range(blocks_hw[0]):
         for bv in range(blocks_hw[1]):
             (th, rh), (tw, rw) = divmod(2 * bu, tile), divmod(2 * bv, tile)
-            groups.setdefault((rh, rw), []).append((bu, bv, th, tw))
-    return groups
+            where[bu, bv] = ((th, tw), (rh, rw))
+    shifts = sorted({shift for shift, _ in where.values()})
+    slots = sorted({slot for _, slot in where.values()})
+    table = [[None] * len(slots) for _ in shifts]
+    for block, (shift, slot) in where.items():
+        table[shifts.index(shift)][slots.index(slot)] = block
+    return slots, shifts, table
+
+
+def transformed_weights(w: np.ndarray, scheme: Scheme = F2) -> np.ndarray:
+    """U of a (O, Cg, kh, kw) float32 weight, stacked for conv_winograd:
+    (shifts, alpha^2, slots*Cg, O) (block_plan). For each shift, the U of
+    the blocks in the slots one above the other (zeros where a slot has no
+    block at that shift), so that one GEMM of depth slots*Cg sums them all.
+    A weight that is used many times can keep it (numba_cpu does that)."""
+    blocks = split_kernel(w)
+    slots, shifts, table = block_plan(blocks.shape[:2], scheme.tile)
+    c_per_group, points = w.shape[1], scheme.alpha ** 2
+    u = np.zeros((len(shifts), points, len(slots), c_per_group, w.shape[0]), dtype=np.float32)
+    for s, row in enumerate(table):
+        for k, block in enumerate(row):
+            if block is not None:
+                scheme.transform_weights(blocks[block], u[s, :, k])
+    return u.reshape(len(shifts), points, len(slots) * c_per_group, w.shape[0])
 
 
 def conv_winograd(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=False,
@@ -258,17 +272,18 @@ def conv_winograd(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=False
     F(2x2, 3x3); with winograd_f4.F4 as the scheme, version 9: F(4x4, 3x3).
 
     A bigger kernel is cut into 3 x 3 blocks at even offsets (split_kernel:
-    a 5 x 5 kernel into four). Block (bu, bv) reads the input 2*bu rows and
-    2*bv columns further on. Where that is a whole number of tiles (always
-    for F(2x2, 3x3)), it reads tile (ty + shift, tx + shift) of the same
-    grid, so one V serves those blocks: 16 (or 36) more GEMMs on V shifted
-    by whole tiles, added into the same M, the shifted-GEMM trick of
-    version 5, on tiles. Blocks at an offset within a tile get a V of their
-    own (block_shifts). V covers a frame of Fh x Fw tiles per image, as
+    a 5 x 5 kernel into four), and block_plan sorts them by where they read
+    the input. Blocks that start a whole number of tiles further on read
+    the same V, shifted by whole tiles (the shifted-GEMM trick of version
+    5, on tiles): more GEMMs added into the same M. Blocks that start
+    inside a tile (F(4x4, 3x3) on 5 x 5: offset 2 of a 4-tile) get a V of
+    their own, a slot; the slots sit side by side along the channels, so
+    one GEMM of depth slots*Cg sums all of them (fewer, deeper GEMMs, and
+    M is written once). V covers a frame of Fh x Fw tiles per image, as
     many more than the output needs as the largest shift (junk, not read back).
 
-    For each chunk of images: pad channels-last, then per offset V =
-    transform_input and M[xi] += V[xi] (shifted) @ U[block, xi] (per group),
+    For each chunk of images: pad channels-last, V = transform_input per
+    slot, M[xi] += V[xi] (shifted) @ U[shift, xi] per shift and group,
     z = transform_output(M), then bias (+ ReLU) to NCHW, or with
     pool=(kernel, stride, padding, ceil_mode) the fused max pool of the
     shifted GEMMs (pooling.max_pool_pixels_major). u: the weight's
@@ -283,44 +298,48 @@ def conv_winograd(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=False
     o_per_group = out_ch // groups
     tile, points = scheme.tile, scheme.alpha ** 2
     ho, wo = conv_output_size(h, kh, 1, padding), conv_output_size(wd, kw, 1, padding)
-    u = transformed_weights(w, scheme) if u is None else u      # (Bh, Bw, alpha^2, Cg, O)
-    offsets = block_shifts(u.shape[:2], tile)
-    shift_h = max(th for group in offsets.values() for _, _, th, _ in group)
-    shift_w = max(tw for group in offsets.values() for _, _, _, tw in group)
-    frame_h, frame_w = -(-ho // tile) + shift_h, -(-wo // tile) + shift_w
+    slots, shifts, _ = block_plan((kh // 2, kw // 2), tile)
+    u = transformed_weights(w, scheme) if u is None else u     # (S, alpha^2, K*Cg, O)
+    frame_h = -(-ho // tile) + max(th for th, _ in shifts)
+    frame_w = -(-wo // tile) + max(tw for _, tw in shifts)
     frame = frame_h * frame_w                                   # tiles per image
-    tail = shift_h * frame_w + shift_w                          # what the last shifts read
+    tail = max(th * frame_w + tw for th, tw in shifts)         # what the last shifts read
     y_hw = (ho, wo) if pool is None else tuple(
         conv_output_size(n, pool[0], pool[1], pool[2], ceil_mode=pool[3]) for n in (ho, wo))
     y = np.empty((n_img, out_ch) + y_hw, dtype=np.float32)
-    reach = max(r for pair in offsets for r in pair) + 2        # rows past the last tile's m
+    reach = max(r for slot in slots for r in slot) + 2         # rows past the last tile's m
     padded = (tile * frame_h + reach, tile * frame_w + reach)   # the rows, columns tiles read
-    per_image = 4 * (padded[0] * padded[1] * c_in + points * frame * (c_in + out_ch)
+    depth = len(slots) * c_in                                   # V's channels, all slots
+    per_image = 4 * (padded[0] * padded[1] * c_in + points * frame * (depth + out_ch)
                      + ho * wo * out_ch)
     chunk = -(-n_img // -(-n_img // max(1, budget // per_image)))   # equal chunks
     xp_all = scratch.take("winograd padded", chunk * padded[0] * padded[1] * c_in)
-    v_all = scratch.take("winograd input", points * (chunk * frame + tail) * c_in)
+    v_all = scratch.take("winograd input", points * (chunk * frame + tail) * depth)
     m_all = scratch.take("winograd product", points * chunk * frame * out_ch)
     z_all = scratch.take("winograd output", chunk * ho * wo * out_ch)
     for start in range(0, n_img, chunk):
         n = min(n_img, start + chunk) - start
         positions = n * frame
         xp = xp_all[:n * padded[0] * padded[1] * c_in].reshape((n,) + padded + (c_in,))
-        v = v_all[:points * (positions + tail) * c_in].reshape(points, positions + tail, c_in)
+        v = v_all[:points * (positions + tail) * depth].reshape(
+            points, positions + tail, groups, len(slots), c_per_group)
         m = m_all[:points * positions * out_ch].reshape(points, positions, out_ch)
         z = z_all[:n * ho * wo * out_ch].reshape(n * ho * wo, out_ch)
         pad_channels_last(x[start:start + n], padding, xp)
-        for count, ((row0, col0), blocks) in enumerate(offsets.items()):
-            scheme.transform_input(xp, row0, col0, frame_h, frame_w, v)
-            v[:, positions:] = 0.0                              # read by junk tiles only
-            for xi in range(points):
-                for g in range(groups):
-                    ins = slice(g * c_per_group, (g + 1) * c_per_group)
-                    outs = slice(g * o_per_group, (g + 1) * o_per_group)
-                    for i, (bu, bv, th, tw) in enumerate(blocks):
-                        off = th * frame_w + tw
-                        blas.gemm(v[xi, off:off + positions, ins], u[bu, bv, xi, :, outs],
-                                  m[xi, :, outs], accumulate=count > 0 or i > 0)
+        for k, (row0, col0) in enumerate(slots):
+            for g in range(groups):
+                scheme.transform_input(xp[..., g * c_per_group:(g + 1) * c_per_group],
+                                       row0, col0, frame_h, frame_w, v[:, :, g, k])
+        v[:, positions:] = 0.0                                  # read by junk tiles only
+        rows = v.reshape(points, positions + tail, depth)       # (alpha^2, tiles, G*K*Cg)
+        for xi in range(points):
+            for g in range(groups):
+                ins = slice(g * depth // groups, (g + 1) * depth // groups)   # group g, K slots
+                outs = slice(g * o_per_group, (g + 1) * o_per_group)
+                for s, (th, tw) in enumerate(shifts):
+                    off = th * frame_w + tw
+                    blas.gemm(rows[xi, off:off + positions, ins], u[s, xi, :, outs],
+                              m[xi, :, outs], accumulate=s > 0)
         scheme.transform_output(m, (frame_h, frame_w), ho, wo, z)
         if pool is None:
             add_bias_to_nchw_from_rows(z.reshape(n, ho * wo, out_ch), b, relu,
@@ -330,4 +349,3 @@ def conv_winograd(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=False
             pooling.max_pool_pixels_major(z, ho, wo, (ho, wo), kernel, pool_stride,
                                           pool_padding, b, relu, y[start:start + n])
     return y
-
