@@ -116,3 +116,42 @@ def test_peers_validates_against_pytorch_then_tables_onnxruntimes_profile(capsys
     conv1 = next(line for line in captured.out.splitlines()
                  if line.startswith("| features.0 | Conv2d |"))
     assert "-" not in conv1.split("|")[3:5]          # ONNX Runtime's profile and numba's trace
+
+
+@pytest.mark.parametrize("usable, fastest", [(["numpy", "numba", "cuda"], "cuda"),
+                                             (["numba", "numpy"], "numba"),
+                                             (["numpy"], "numpy"), ([], "numpy")])
+def test_fastest_backend_prefers_cuda_then_numba(usable, fastest):
+    from numalex import backends
+
+    assert backends.fastest(usable) == fastest
+
+
+def test_fastest_available_skips_the_cuda_simulator():
+    """The tests run with NUMBA_ENABLE_CUDASIM=1 (conftest): cuda is importable
+    but only simulated, so numba is the fastest backend here."""
+    from numalex import backends
+
+    assert backends.fastest_available() == "numba"
+
+
+def test_classify_uses_the_fastest_backend_by_default(monkeypatch, tmp_path, capsys):
+    """classify with no --backend runs the model on backends.fastest_available()."""
+    image_module = pytest.importorskip("PIL.Image", reason="classify needs Pillow")
+    import numalex
+    from numalex import backends
+    from numalex.model import Model
+
+    weights, labels, photo = tmp_path / "w.npz", tmp_path / "labels.txt", tmp_path / "a.png"
+    numalex.save_weights(numalex.alexnet("torchvision", num_classes=3, width=0.25)
+                         .state_dict(), str(weights))
+    labels.write_text("ant\nbee\ncat\n")
+    image_module.new("RGB", (40, 30), (200, 10, 10)).save(photo)
+    used, forward = [], Model.__call__
+    monkeypatch.setattr(backends, "fastest_available", lambda: "numba")
+    monkeypatch.setattr(Model, "__call__", lambda self, x, backend="numpy":
+                        used.append(backend) or forward(self, x, backend))
+    status = cli.main(["classify", str(photo), "--weights", str(weights), "--width", "0.25",
+                       "--num-classes", "3", "--labels", str(labels), "--top", "1"])
+    assert status == 0 and used == ["numba"]
+    assert "a.png" in capsys.readouterr().out

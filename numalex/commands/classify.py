@@ -10,6 +10,7 @@ import json
 
 import numpy as np
 
+from .. import backends
 from ..alexnet import VARIANTS, alexnet
 from ..images import PRESETS, VARIANT_PRESETS, find_images, imagenet_classes, load_batch
 from ..progress import progress
@@ -29,8 +30,9 @@ def register(sub) -> None:
                    help=".pth, .caffemodel, .safetensors or .npz")
     p.add_argument("--variant", default="torchvision", choices=sorted(VARIANTS),
                    metavar="V", help="torchvision (default), original or bvlc")
-    p.add_argument("--backend", default="numpy", metavar="B",
-                   help="numpy (default), numba or cuda")
+    p.add_argument("--backend", metavar="B",
+                   help="numpy, numba or cuda (default: the fastest available, "
+                        "cuda on a GPU, else numba)")
     p.add_argument("--top", type=int, default=5, metavar="K", help="labels per image (5)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--batch-size", type=int, default=8, metavar="N",
@@ -79,6 +81,7 @@ def run(args) -> int:
     paths = find_images(args.images)
     if not paths:
         raise ValueError(f"no images found in {', '.join(args.images)}")
+    backend = args.backend or backends.fastest_available()
     try:
         model = alexnet(args.variant, weights=args.weights, num_classes=args.num_classes,
                         width=args.width)
@@ -87,7 +90,7 @@ def run(args) -> int:
         results = []
         batches = [paths[i:i + args.batch_size] for i in range(0, len(paths), args.batch_size)]
         for batch in progress(batches, "classify"):
-            probs = softmax(model(load_batch(batch, preset), backend=args.backend))
+            probs = softmax(model(load_batch(batch, preset), backend=backend))
             results += [{"image": path, "top": top_k(p, args.top, names)}
                         for path, p in zip(batch, probs)]
     except ModuleNotFoundError as err:      # Pillow or safetensors: says what to install
