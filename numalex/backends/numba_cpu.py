@@ -89,13 +89,18 @@ def synchronize() -> None:
 
 
 # ---- arguments ------------------------------------------------------------
-def _float32(value, op: str, what: str) -> np.ndarray:
+def _float32(value, op: str, what: str, channels_last_ok: bool = False) -> np.ndarray:
     """`value` as a float32 C-contiguous array, or a clear TypeError. Shapes
-    are checked by numalex.backends.checks, the same for every backend."""
+    are checked by numalex.backends.checks, the same for every backend.
+    channels_last_ok: also take as it is a float32 (N, C, H, W) view of
+    channels-last memory, as the Winograd convolutions return it."""
     if not isinstance(value, np.ndarray):
         raise TypeError(f"{op}: {what} must be a NumPy array, got {type(value).__name__}")
     if not np.issubdtype(value.dtype, np.floating):
         raise TypeError(f"{op}: {what} must be floating point (float32), got {value.dtype}")
+    if (channels_last_ok and value.dtype == np.float32 and value.ndim == 4
+            and value.transpose(0, 2, 3, 1).flags.c_contiguous):
+        return value
     return np.ascontiguousarray(value, dtype=np.float32)
 
 
@@ -112,8 +117,8 @@ def conv2d(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=False, pool=
     others in a second call.
     """
     transforms = getattr(w, "transforms", None)           # a PreparedWeight's cache
-    x, w, b = (_float32(a, "conv2d", what) for a, what in
-               ((x, "input x"), (w, "weight"), (b, "bias")))
+    x = _float32(x, "conv2d", "input x", channels_last_ok=True)
+    w, b = _float32(w, "conv2d", "weight"), _float32(b, "conv2d", "bias")
     out_shape = checks.conv2d_shape(x.shape, w.shape, b.shape, stride, padding, groups,
                                     dilation)
     if pool is not None:

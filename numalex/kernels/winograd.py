@@ -45,7 +45,7 @@ from numba import njit, prange
 
 from ..shapes import conv_output_size
 from . import blas, pooling
-from .conv import add_bias_to_nchw_from_rows, scratch
+from .conv import scratch
 
 # Transformed tiles of at most this many bytes (V and M together) at once.
 BUDGET_BYTES = 64 * 2**20
@@ -95,6 +95,34 @@ def transform_weights(w, u):
             u[4, c, o], u[5, c, o], u[6, c, o], u[7, c, o] = _spread(b0, b1, b2)
             u[8, c, o], u[9, c, o], u[10, c, o], u[11, c, o] = _spread(c0, c1, c2)
             u[12, c, o], u[13, c, o], u[14, c, o], u[15, c, o] = _spread(d0, d1, d2)
+
+
+@njit(parallel=True, cache=True)
+def pad_rows(x, padding, out):
+    """x: (N, H, W, C) channels-last -> out: (N, Hp, Wp, C), out[n, r + p,
+    q + p] = x[n, r, q], zeros elsewhere: pad_channels_last for an input
+    that is channels-last already (the output of the conv before), one
+    contiguous row copy per (image, padded row) task instead of a transpose."""
+    n_img, h, wd, c_in = x.shape
+    hp, wp = out.shape[1], out.shape[2]
+    for task in prange(n_img * hp):
+        n, row = task // hp, task % hp
+        r = row - padding
+        for q in range(wp):
+            inside = 0 <= r < h and padding <= q < padding + wd
+            for c in range(c_in):
+                out[n, row, q, c] = x[n, r, q - padding, c] if inside else 0.0
+
+
+@njit(cache=True)
+def add_bias_in_place(z, b, relu):
+    """z[p, o] += b[o] (then max(., 0) if `relu`); z: (pixels, O). One
+    contiguous pass on the calling thread (memory-bound, like
+    conv.add_bias_to_nchw)."""
+    for p in range(z.shape[0]):
+        for o in range(z.shape[1]):
+            v = z[p, o] + b[o]
+            z[p, o] = np.float32(0.0) if relu and v < 0 else v
 
 
 @njit(parallel=True, cache=True)
@@ -284,10 +312,16 @@ def conv_winograd(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=False
 
     For each chunk of images: pad channels-last, V = transform_input per
     slot, M[xi] += V[xi] (shifted) @ U[shift, xi] per shift and group,
-    z = transform_output(M), then bias (+ ReLU) to NCHW, or with
+    z = transform_output(M), then bias (+ ReLU), or with
     pool=(kernel, stride, padding, ceil_mode) the fused max pool of the
     shifted GEMMs (pooling.max_pool_pixels_major). u: the weight's
     transform if already known (transformed_weights(w, scheme)).
+
+    One layout from layer to layer: the output is channels-last in memory,
+    (N, Ho, Wo, O), returned as its (N, O, Ho, Wo) view, so no pass
+    transposes it to NCHW; the next Winograd conv finds its input
+    channels-last already and pads it with row copies (pad_rows). Any
+    other reader sees an ordinary NCHW array (NumPy follows the strides).
     """
     if not supports(w.shape[2:], stride, dilation):
         raise ValueError(f"conv_winograd needs a kernel of at least 2 x 2, stride 1 and "
@@ -306,7 +340,9 @@ def conv_winograd(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=False
     tail = max(th * frame_w + tw for th, tw in shifts)         # what the last shifts read
     y_hw = (ho, wo) if pool is None else tuple(
         conv_output_size(n, pool[0], pool[1], pool[2], ceil_mode=pool[3]) for n in (ho, wo))
-    y = np.empty((n_img, out_ch) + y_hw, dtype=np.float32)
+    y_channels_last = np.empty((n_img,) + y_hw + (out_ch,), dtype=np.float32)
+    y = y_channels_last.transpose(0, 3, 1, 2)                  # (N, O, Ho, Wo), a view
+    x_channels_last = x.transpose(0, 2, 3, 1)                  # contiguous if a conv wrote x
     reach = max(r for slot in slots for r in slot) + 2         # rows past the last tile's m
     padded = (tile * frame_h + reach, tile * frame_w + reach)   # the rows, columns tiles read
     depth = len(slots) * c_in                                   # V's channels, all slots
@@ -316,7 +352,7 @@ def conv_winograd(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=False
     xp_all = scratch.take("winograd padded", chunk * padded[0] * padded[1] * c_in)
     v_all = scratch.take("winograd input", points * (chunk * frame + tail) * depth)
     m_all = scratch.take("winograd product", points * chunk * frame * out_ch)
-    z_all = scratch.take("winograd output", chunk * ho * wo * out_ch)
+    z_all = scratch.take("winograd output", chunk * ho * wo * out_ch if pool else 0)
     for start in range(0, n_img, chunk):
         n = min(n_img, start + chunk) - start
         positions = n * frame
@@ -324,8 +360,12 @@ def conv_winograd(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=False
         v = v_all[:points * (positions + tail) * depth].reshape(
             points, positions + tail, groups, len(slots), c_per_group)
         m = m_all[:points * positions * out_ch].reshape(points, positions, out_ch)
-        z = z_all[:n * ho * wo * out_ch].reshape(n * ho * wo, out_ch)
-        pad_channels_last(x[start:start + n], padding, xp)
+        z = (y_channels_last[start:start + n] if pool is None     # the output itself
+             else z_all[:n * ho * wo * out_ch]).reshape(n * ho * wo, out_ch)
+        if x_channels_last.flags.c_contiguous:
+            pad_rows(x_channels_last[start:start + n], padding, xp)
+        else:
+            pad_channels_last(x[start:start + n], padding, xp)
         for k, (row0, col0) in enumerate(slots):
             for g in range(groups):
                 scheme.transform_input(xp[..., g * c_per_group:(g + 1) * c_per_group],
@@ -342,8 +382,7 @@ def conv_winograd(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=False
                               m[xi, :, outs], accumulate=s > 0)
         scheme.transform_output(m, (frame_h, frame_w), ho, wo, z)
         if pool is None:
-            add_bias_to_nchw_from_rows(z.reshape(n, ho * wo, out_ch), b, relu,
-                                       y[start:start + n].reshape(n, out_ch, ho * wo))
+            add_bias_in_place(z, b, relu)
         else:
             kernel, pool_stride, pool_padding, _ = pool
             pooling.max_pool_pixels_major(z, ho, wo, (ho, wo), kernel, pool_stride,
