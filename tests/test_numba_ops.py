@@ -114,15 +114,16 @@ def test_winograd_f4_weight_transform_is_g_g_gt():
                                want.reshape(1, 36, 3, 5), rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("batch", [1, 9])
+@pytest.mark.parametrize("batch, prepared", [(1, False), (1, True), (9, False)])
 @pytest.mark.parametrize("kernel, stride, dilation", [(11, 4, 1), (3, 2, 2), (3, 3, 1)])
 def test_strided_versions_match_loop_oracle_with_groups_and_pool(kernel, stride, dilation,
-                                                                  batch):
-    """The strided path as the backend runs it (version 7 below 8 images,
-    10 from there when the folded kernel is 2 x 2 or more), fused ReLU and
-    pool included."""
+                                                                  batch, prepared):
+    """The strided path as the backend runs it (version 10 for a prepared
+    weight or from 8 images when the folded kernel is 2 x 2 or more, else
+    version 7), fused ReLU and pool included."""
     x, wt, b = random((batch, 4, 29, 27), 1), random((6, 2, kernel, kernel), 2), random((6,), 3)
-    got = nb.conv2d(x, wt, b, stride=stride, padding=1, groups=2, dilation=dilation,
+    weight = nb.prepare_params({"w": wt})["w"] if prepared else wt
+    got = nb.conv2d(x, weight, b, stride=stride, padding=1, groups=2, dilation=dilation,
                     relu=True, pool=(2, 1, 0, False))
     want = loops.max_pool2d(np.maximum(loops.conv2d(x, wt, b, stride, 1, 2, dilation), 0),
                             2, 1, 0, False)
@@ -132,7 +133,8 @@ def test_strided_versions_match_loop_oracle_with_groups_and_pool(kernel, stride,
 def test_choose_picks_winograd_f4_from_large_batches():
     big, small = ladder.LARGE_BATCH, ladder.LARGE_BATCH - 1
     assert ladder.choose((11, 11), 4, 1, big, True).startswith("10 ")
-    assert ladder.choose((11, 11), 4, 1, small, True).startswith("7 ")
+    assert ladder.choose((11, 11), 4, 1, small, True).startswith("10 ")
+    assert ladder.choose((11, 11), 4, 1, small, False).startswith("7 ")
     assert ladder.choose((3, 3), 3, 1, big, True).startswith("7 ")    # folds to 1 x 1
     for kernel in [(3, 3), (5, 5), (2, 3)]:
         assert ladder.choose(kernel, 1, 1, big, False).startswith("9 ")

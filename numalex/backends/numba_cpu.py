@@ -7,11 +7,11 @@ numalex.kernels:
 
     conv2d               the rung of the ladder that ladder.choose picks
                          (numalex/kernels/ladder.py): Winograd F(4x4,
-                         3x3) for a model's stride-1 weights and from batch
-                         8 (version 9; larger kernels in 3x3 blocks), for
-                         strides above 1 after space-to-depth from batch 8
-                         (version 10); else im2col + GEMM (version 4) or
-                         space-to-depth + shifted GEMMs (version 7)
+                         3x3) for a model's weights and from batch 8
+                         (version 9; larger kernels in 3x3 blocks; for
+                         strides above 1 after space-to-depth, version 10);
+                         else im2col + GEMM (version 4) or space-to-depth +
+                         shifted GEMMs (version 7)
     linear               batch 2-8: a Numba kernel that streams the weights
                          once; batch 1: BLAS's matrix-vector product; larger
                          batches: BLAS's GEMM

@@ -61,8 +61,10 @@ TRANSFORMS = {
 # keep its transform, and strided convolutions take version 10. Measured on
 # AlexNet-224's convs at batch 32 (one thread, CPU time): conv1 127 ms
 # (version 10) vs 170 (7), conv2 184 (9) vs 336 (8), conv3 79 vs 107, conv4
-# 108 vs 123, conv5 70 vs 76. At batch 1: conv1 6.4 (10) vs 5.9 (7); conv2
-# 9.9 (9) vs 11.1 (im2col, 4); conv3-5 within noise of versions 4 and 8.
+# 108 vs 123, conv5 70 vs 76. At batch 1: conv1 with its pool 5.7-6.5 (10)
+# vs 7.5-10.7 (7); conv2 9.9 (9) vs 11.1 (im2col, 4); conv3-5 within noise
+# of versions 4 and 8. Below LARGE_BATCH, only weights that keep their
+# transform (prepared) take Winograd.
 LARGE_BATCH = 8
 
 
@@ -74,7 +76,8 @@ def choose(kernel_hw, stride: int, dilation: int, batch: int, prepared: bool) ->
     costs nothing after the first call; a one-off call with few images does
     better with im2col than with a weight transform."""
     if stride > 1:
-        if batch >= LARGE_BATCH and winograd_f4.folds_to_winograd(kernel_hw, stride, dilation):
+        if (batch >= LARGE_BATCH or prepared) and winograd_f4.folds_to_winograd(
+                kernel_hw, stride, dilation):
             return "10 space-to-depth + Winograd F(4x4, 3x3)"
         return "7 space-to-depth + shifted GEMM"
     if winograd.supports(kernel_hw, stride, dilation) and (batch >= LARGE_BATCH or prepared):
