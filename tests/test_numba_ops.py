@@ -114,13 +114,13 @@ def test_winograd_f4_weight_transform_is_g_g_gt():
                                want.reshape(1, 36, 3, 5), rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("batch, prepared", [(1, False), (1, True), (9, False)])
+@pytest.mark.parametrize("batch, prepared", [(1, True), (9, False), (9, True)])
 @pytest.mark.parametrize("kernel, stride, dilation", [(11, 4, 1), (3, 2, 2), (3, 3, 1)])
 def test_strided_versions_match_loop_oracle_with_groups_and_pool(kernel, stride, dilation,
                                                                   batch, prepared):
-    """The strided path as the backend runs it (version 10 for a prepared
-    weight or from 8 images when the folded kernel is 2 x 2 or more, else
-    version 7), fused ReLU and pool included."""
+    """The strided path as the backend runs it (version 10 from 8 images
+    when the folded kernel is 2 x 2 or more, else version 7; a prepared
+    weight keeps its transform), fused ReLU and pool included."""
     x, wt, b = random((batch, 4, 29, 27), 1), random((6, 2, kernel, kernel), 2), random((6,), 3)
     weight = nb.prepare_params({"w": wt})["w"] if prepared else wt
     got = nb.conv2d(x, weight, b, stride=stride, padding=1, groups=2, dilation=dilation,
@@ -132,19 +132,16 @@ def test_strided_versions_match_loop_oracle_with_groups_and_pool(kernel, stride,
 
 def test_choose_picks_winograd_f4_from_large_batches():
     big, small = ladder.LARGE_BATCH, ladder.LARGE_BATCH - 1
-    assert ladder.choose((11, 11), 4, 1, big, True).startswith("10 ")
-    assert ladder.choose((11, 11), 4, 1, small, True).startswith("10 ")
-    assert ladder.choose((11, 11), 4, 1, small, False).startswith("7 ")
-    assert ladder.choose((3, 3), 3, 1, big, True).startswith("7 ")    # folds to 1 x 1
+    assert ladder.choose((11, 11), 4, 1, big).startswith("10 ")
+    assert ladder.choose((11, 11), 4, 1, small).startswith("7 ")
+    assert ladder.choose((3, 3), 3, 1, big).startswith("7 ")      # folds to 1 x 1
     for kernel in [(3, 3), (5, 5), (2, 3)]:
-        assert ladder.choose(kernel, 1, 1, big, False).startswith("9 ")
-    assert ladder.choose((3, 3), 1, 1, small, True).startswith("9 ")
-    assert ladder.choose((5, 5), 1, 1, 1, True).startswith("9 ")
-    assert ladder.choose((3, 3), 1, 1, small, False).startswith("4 ")
-    assert ladder.choose((3, 3), 1, 2, big, True).startswith("5 ")     # dilated
-    assert ladder.choose((1, 1), 1, 1, big, True).startswith("5 ")
-    for version in {ladder.choose(k, s, d, n, p) for k in [(1, 1), (3, 3), (11, 11)]
-                    for s in (1, 4) for d in (1, 2) for n in (1, big) for p in (0, 1)}:
+        assert ladder.choose(kernel, 1, 1, big).startswith("9 ")
+        assert ladder.choose(kernel, 1, 1, small).startswith("4 ")
+    assert ladder.choose((3, 3), 1, 2, big).startswith("5 ")       # dilated
+    assert ladder.choose((1, 1), 1, 1, big).startswith("5 ")
+    for version in {ladder.choose(k, s, d, n) for k in [(1, 1), (3, 3), (11, 11)]
+                    for s in (1, 4) for d in (1, 2) for n in (1, big)}:
         assert version in ladder.VERSIONS
 
 

@@ -6,12 +6,11 @@ for the output size, allocates the output and calls a kernel from
 numalex.kernels:
 
     conv2d               the rung of the ladder that ladder.choose picks
-                         (numalex/kernels/ladder.py): Winograd F(4x4,
-                         3x3) for a model's weights and from batch 8
-                         (version 9; larger kernels in 3x3 blocks; for
-                         strides above 1 after space-to-depth, version 10);
-                         else im2col + GEMM (version 4) or space-to-depth +
-                         shifted GEMMs (version 7)
+                         (numalex/kernels/ladder.py): from batch 8
+                         Winograd F(4x4, 3x3) (version 9; larger kernels in
+                         3x3 blocks; for strides above 1 after space-to-
+                         depth, version 10); below, im2col + GEMM (version
+                         4) or space-to-depth + shifted GEMMs (version 7)
     linear               batch 2-8: a Numba kernel that streams the weights
                          once; batch 1: BLAS's matrix-vector product; larger
                          batches: BLAS's GEMM
@@ -123,8 +122,7 @@ def conv2d(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=False, pool=
                                     dilation)
     if pool is not None:
         checks.max_pool2d_shape(out_shape, *pool)
-    version = ladder.choose(w.shape[2:], stride, dilation, x.shape[0],
-                            prepared=transforms is not None)
+    version = ladder.choose(w.shape[2:], stride, dilation, x.shape[0])
     extra = {}
     if version in ladder.TRANSFORMS and transforms is not None:
         key = (version, stride, dilation)

@@ -57,29 +57,28 @@ TRANSFORMS = {
     "10 space-to-depth + Winograd F(4x4, 3x3)": winograd_f4.folded_transform,
 }
 
-# From this many images on, Winograd runs even for a weight that does not
-# keep its transform, and strided convolutions take version 10. Measured on
+# From this many images on, convolutions take Winograd (version 9; for
+# strides above 1 after space-to-depth, version 10). Measured on
 # AlexNet-224's convs at batch 32 (one thread, CPU time): conv1 127 ms
 # (version 10) vs 170 (7), conv2 184 (9) vs 336 (8), conv3 79 vs 107, conv4
-# 108 vs 123, conv5 70 vs 76. At batch 1: conv1 with its pool 5.7-6.5 (10)
-# vs 7.5-10.7 (7); conv2 9.9 (9) vs 11.1 (im2col, 4); conv3-5 within noise
-# of versions 4 and 8. Below LARGE_BATCH, only weights that keep their
-# transform (prepared) take Winograd.
+# 108 vs 123, conv5 70 vs 76. Below it Winograd's 36 GEMMs per layer are
+# tiny (16 rows for a 13 x 13 map at batch 1): one thread does the same
+# work as im2col's single GEMM (conv2-5 at batch 1: 9.9, 5.8, 7.5, 5.9 ms
+# vs 11.1, 6.4, 8.2, 5.9), but with two OpenBLAS threads every call ends in
+# a barrier, and on a loaded machine 36 barriers per layer cost up to
+# 300 ms where im2col's one cost a few. So small batches take the versions
+# with the fewest GEMM calls: im2col (4) and space-to-depth (7).
 LARGE_BATCH = 8
 
 
-def choose(kernel_hw, stride: int, dilation: int, batch: int, prepared: bool) -> str:
-    """The version the numba backend runs for one convolution.
-
-    prepared: the weight is a numba backend PreparedWeight (a model's), which
-    keeps its transforms from call to call, so Winograd's weight transform
-    costs nothing after the first call; a one-off call with few images does
-    better with im2col than with a weight transform."""
+def choose(kernel_hw, stride: int, dilation: int, batch: int) -> str:
+    """The version the numba backend runs for one convolution."""
+    if batch < LARGE_BATCH:
+        return "4 batched im2col + GEMM" if stride == 1 else "7 space-to-depth + shifted GEMM"
     if stride > 1:
-        if (batch >= LARGE_BATCH or prepared) and winograd_f4.folds_to_winograd(
-                kernel_hw, stride, dilation):
+        if winograd_f4.folds_to_winograd(kernel_hw, stride, dilation):
             return "10 space-to-depth + Winograd F(4x4, 3x3)"
         return "7 space-to-depth + shifted GEMM"
-    if winograd.supports(kernel_hw, stride, dilation) and (batch >= LARGE_BATCH or prepared):
+    if winograd.supports(kernel_hw, stride, dilation):
         return "9 Winograd F(4x4, 3x3)"
-    return "4 batched im2col + GEMM" if batch < LARGE_BATCH else "5 shifted GEMM"
+    return "5 shifted GEMM"
