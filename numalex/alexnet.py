@@ -5,7 +5,7 @@ variant        input  conv channels              what makes it different
 =============  =====  =========================  ======================================
 torchvision    224    64, 192, 384, 256, 256     conv1 padding 2, AdaptiveAvgPool2d(6),
                                                  dropout before fc6 and fc7
-original       227    96, 256, 384, 384, 256     the seed's one-tower table: the
+original       227    96, 256, 384, 384, 256     the blog post's one-tower table:
                                                  torchvision layout at Caffe's widths
 bvlc           227    96, 256, 384, 384, 256     Caffe's model: groups=2 on conv2/4/5,
                                                  LRN after relu1/relu2, ceil pooling
@@ -18,6 +18,8 @@ sizes are derived from the specs.
 """
 from __future__ import annotations
 
+import argparse
+
 from .layers import (LRN, AdaptiveAvgPool2d, Conv2d, Dropout, Flatten, Linear, MaxPool2d,
                      ReLU)
 from .shapes import ShapeError
@@ -27,9 +29,12 @@ VARIANTS = {"torchvision": "torchvision", "224": "torchvision",
             "bvlc": "bvlc", "caffe": "bvlc"}
 
 NATIVE_INPUT = {"torchvision": 224, "original": 227, "bvlc": 227}
+# Where the two layer tables that `torchvision` and `original` reproduce come from.
+TABLE_SOURCE = 'the blog post "Alexnet input 224?227" (castledream.github.io, 2023-10-25)'
 DESCRIPTIONS = {
     "torchvision": "torchvision's AlexNet (the 'one weird trick' widths), 224x224 input",
-    "original": "one-tower AlexNet at the paper's widths, 227x227 input (the seed's table)",
+    "original": "one-tower AlexNet at the paper's widths, 227x227 input (the second table "
+                "of the 224-or-227 blog post)",
     "bvlc": "BVLC Caffe AlexNet: two-tower groups, LRN, ceil-mode pooling, 227x227 input",
 }
 
@@ -41,6 +46,15 @@ def canonical_variant(variant) -> str:
         known = ", ".join(f"{k!r}" for k in VARIANTS)
         raise ValueError(f"unknown AlexNet variant {variant!r}; choose one of {known}")
     return VARIANTS[key]
+
+
+def variant_option(text: str) -> str:
+    """canonical_variant for argparse's ``type=``: any case, any alias, and the
+    same one-line error as the API for an unknown name."""
+    try:
+        return canonical_variant(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _scale(channels: int, width: float, multiple: int = 1) -> int:
@@ -140,7 +154,7 @@ def variant_layers(variant, num_classes=1000, width=1.0, input_size=None):
 
 
 def alexnet(variant="torchvision", weights=None, num_classes=1000, width=1.0,
-            input_size=None, seed=0):
+            input_size=None, seed=0, allow_nonfinite=False):
     """Build an AlexNet variant.
 
     variant: "torchvision" ("224"), "original" ("227") or "bvlc" ("caffe").
@@ -149,15 +163,34 @@ def alexnet(variant="torchvision", weights=None, num_classes=1000, width=1.0,
     width: scales every conv and fc width (0.25 gives a small net for tests).
     input_size: the square input the model is built for (default: the
         variant's own, 224 or 227); only `bvlc` derives fc6 from it.
+    allow_nonfinite: load weights that hold NaN or Inf (refused by default).
     """
-    from .model import Model, init_params
+    from .model import Model, StateDictError, init_params
 
     name = canonical_variant(variant)
     size = NATIVE_INPUT[name] if input_size is None else input_size
     layers = variant_layers(name, num_classes, width, size)
     model = Model(name, layers, size, lambda: init_params(layers, seed))
     if weights is not None:
-        from .weights import load_weights_for
+        from .weights import fit_to_model, load_weights_for
 
-        model.load_state_dict(load_weights_for(model, weights))
+        state = load_weights_for(model, weights, allow_nonfinite=allow_nonfinite)
+        try:
+            model.load_state_dict(state)
+        except StateDictError as err:
+            fits = [other for other in BUILDERS if other != name and _fits(
+                state, variant_layers(other, num_classes, width), fit_to_model)]
+            if fits:                     # the same error, with the way out added
+                err.args = (f"{err}\n  {weights} fits variant {fits[0]!r}: use --variant "
+                            f"{fits[0]} (numalex.alexnet({fits[0]!r}, weights=...))",)
+            raise
     return model
+
+
+def _fits(state: dict, layers: list, fit_to_model) -> bool:
+    """Do the arrays in `state` fit `layers`' parameters exactly, key for key?"""
+    want = {f"{name}.{suffix}": shape for name, spec in layers
+            for suffix, shape in spec.param_shapes().items()}
+    fitted = fit_to_model(state, want)
+    return fitted.keys() == want.keys() and all(
+        tuple(getattr(fitted[k], "shape", ())) == want[k] for k in want)

@@ -1,4 +1,5 @@
-"""The 224-vs-227 story, computed: why AlexNet's conv1 gives 55 at 227 and 54.25 at 224.
+"""The 224-vs-227 story, computed: why AlexNet's conv1 gives 55 at 227 and 54.25 at 224,
+and, run backwards, which input sizes a conv1 gradient cannot tell apart.
 
 The 2012 paper's figure shows a 224x224 input, but ``(224 - 11)/4 + 1 = 54.25``
 is not a whole number of windows. This module works the story out from the
@@ -16,9 +17,12 @@ import math
 import textwrap
 from dataclasses import dataclass
 
-from .alexnet import DESCRIPTIONS, NATIVE_INPUT, variant_layers
+import numpy as np
+
+from . import backends
+from .alexnet import DESCRIPTIONS, NATIVE_INPUT, TABLE_SOURCE, variant_layers
 from .layers import Conv2d, Flatten, Linear, MaxPool2d
-from .shapes import ShapeError, SizeArithmetic, size_arithmetic
+from .shapes import ShapeError, SizeArithmetic, input_sizes, size_arithmetic
 from .summary import SEED_PRINTED_ORIGINAL_TOTAL
 
 PAPER_INPUT = 224                    # the size in the 2012 paper's figure
@@ -256,16 +260,76 @@ def param_lines() -> list[str]:
         f"{orig.total - tv.total:,} ({(orig.total - tv.total) / tv.total:.1%}): "
         f"all three are about {round(tv.total, -6) // 10**6} million.",
         "torchvision's widths are those of Krizhevsky's 2014 paper 'One weird trick for "
-        "parallelizing convolutional neural networks'; Caffe (and the seed's one-tower "
-        "table) keeps the 2012 paper's widths, split in two halves across two GPUs.",
+        "parallelizing convolutional neural networks'; Caffe (and the one-tower table of "
+        "the 224-or-227 blog post) keeps the 2012 paper's widths, split in two halves "
+        "across two GPUs.",
         f"bvlc keeps that split as groups=2: each half of conv2/conv4/conv5 sees only half "
         f"the input channels, saving {orig.total - bvlc.total:,} weights against 'original'.",
     ]
     if orig.total != SEED_PRINTED_ORIGINAL_TOTAL:
-        prose.append(f"The seed prints {SEED_PRINTED_ORIGINAL_TOTAL:,} for the one-tower "
-                     f"table; its own rows sum to {orig.total:,}.")
+        prose.append(f"The one-tower table of {TABLE_SOURCE} prints "
+                     f"{SEED_PRINTED_ORIGINAL_TOTAL:,}; its own rows sum to {orig.total:,}.")
     for text in prose:
         lines += _prose(text)
+    return lines
+
+
+# ---- the formula backwards: what a gradient cannot tell apart ----------------------------
+# rows_without_gradient backpropagates a size x size image: sizes up to this one
+BACKPROP_LIMIT = 1024
+def rows_without_gradient(size: int, conv: Conv2d) -> list[int]:
+    """Input rows (0-based) that get no gradient through conv1 at `size`.
+
+    Found by backpropagating ones through a one-channel conv1 with all-ones
+    weights, using the NumPy reference's conv2d_backward: a row is listed
+    when its gradient comes out exactly 0 in every column, i.e. when no
+    output read it. Not taken from the formula.
+    """
+    out = conv1_arithmetic(size, conv).out
+    x = np.ones((1, 1, size, size), np.float32)
+    w = np.ones((1, 1, conv.kernel, conv.kernel), np.float32)
+    dy = np.ones((1, 1, out, out), np.float32)
+    dx, _, _ = backends.get("numpy").conv2d_backward(
+        dy, x, w, np.zeros(1, np.float32), conv.stride, conv.padding, 1, conv.dilation)
+    return [int(row) for row in np.flatnonzero(~dx[0, 0].any(axis=1))]
+
+
+def backward_lines(sizes) -> list[str]:
+    lines = _section("6. The formula backwards: what a gradient cannot tell apart")
+    lines += _prose("A backward pass maps conv1's output back to its input with the "
+                    "transposed formula n = (out - 1)*s - 2p + d(k-1) + 1 + a, where "
+                    "0 <= a < s counts the rows the stride dropped. Several n give the same "
+                    "out, so a gradient of that size fits all of them.")
+    collapse: dict[int, list[str]] = {}
+    for size in sizes:
+        for conv, names in conv1_groups():
+            who = f"{size}, p={conv.padding} ({', '.join(names)})"
+            try:
+                out = conv1_arithmetic(size, conv).out
+            except ShapeError as err:
+                lines.append(f"  {who}: {err}")
+                continue
+            sources = input_sizes(out, conv.kernel, conv.stride, conv.padding, conv.dilation)
+            collapse.setdefault(out, []).append(f"{size} with p={conv.padding}")
+            lines.append(f"  {who}: conv1 gives {out}, which comes back from n = "
+                         f"{', '.join(str(a.n) for a in sources)} (a = 0 ... {len(sources) - 1})")
+            this = next(a for a in sources if a.n == size)
+            if size > BACKPROP_LIMIT:                # a size x size image would not fit
+                lines.append(f"      {this.text} (not backpropagated above "
+                             f"{BACKPROP_LIMIT} rows)")
+                continue
+            zero = rows_without_gradient(size, conv)
+            which = (f"input row{'s' if len(zero) > 1 else ''} "
+                     f"{', '.join(map(str, zero))} get{'' if len(zero) > 1 else 's'} "
+                     f"no gradient" if zero else "every input row gets a gradient")
+            if this.dropped > len(zero):
+                which += f" (the dropped row{'s are' if this.dropped > 1 else ' is'} padding)"
+            lines.append(f"      {this.text}: {which}")
+    for out, whos in collapse.items():
+        if len(whos) > 1:
+            lines += _prose(f"A {out}-wide conv1 output arrives alike from "
+                            f"{' and from '.join(whos)}: its gradient alone cannot say "
+                            f"which input it came from.")
     return lines
 
 
@@ -275,4 +339,5 @@ def explain(sizes=(PAPER_INPUT, NATIVE_INPUT["original"])) -> str:
     lines = ["AlexNet's input: 224 or 227? Every number below is computed from the layer "
              "specs."]
     lines += conv1_lines(sizes) + paper_lines() + variant_lines() + ceil_lines() + param_lines()
+    lines += backward_lines(sizes)
     return "\n".join(lines)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import backends
+from . import backends, backprop
 from .layers import Conv2d, MaxPool2d, ReLU
 from .shapes import ShapeError
 
@@ -62,26 +62,38 @@ class LayerRecord:
         return self.output_shape == self.expected_shape
 
 
-def check_input(x) -> np.ndarray:
+def check_input(x, channels: int = 3) -> np.ndarray:
     """Validate a batch of images and return it as float32.
 
-    x: (N, C, H, W) floating point, finite. Errors say what is wrong and how
-    to fix it, before any kernel sees the data.
+    x: (N, channels, H, W) floating point, finite (every AlexNet takes RGB:
+    3 channels). Errors say what is wrong and how to fix it, before any
+    kernel sees the data. The shape and dtype are checked before anything is
+    copied, so a wrong input of any size costs nothing; finiteness after the
+    cast to float32, where a float64 1e300 has become inf.
     """
     if not isinstance(x, np.ndarray):
-        raise TypeError(f"input must be a NumPy array of shape (N, 3, H, W), "
+        raise TypeError(f"input must be a NumPy array of shape (N, {channels}, H, W), "
                         f"got {type(x).__name__}")
-    if not np.issubdtype(x.dtype, np.floating):
-        raise TypeError(f"input must be floating point (float32), got dtype {x.dtype}; "
-                        f"convert images with x.astype(np.float32) and normalise them")
     if x.ndim != 4:
         hint = " (add a batch axis: x[None])" if x.ndim == 3 else ""
         raise ShapeError(f"input must have shape (N, C, H, W), got {x.shape}{hint}")
+    if x.shape[3] == channels and x.shape[1] != channels:
+        raise ShapeError(f"input {x.shape} looks channels-last (N, H, W, C); numalex takes "
+                         f"(N, C, H, W): pass x.transpose(0, 3, 1, 2)")
+    if x.shape[1] != channels:
+        raise ShapeError(f"input must have {channels} input channels (RGB), got "
+                         f"{x.shape[1]}: shape {x.shape}")
     if x.shape[0] == 0:
         raise ShapeError(f"input batch is empty: shape {x.shape}")
+    if not np.issubdtype(x.dtype, np.floating):
+        raise TypeError(f"input must be floating point (float32), got dtype {x.dtype}; "
+                        f"convert images with x.astype(np.float32) and normalise them")
+    with np.errstate(over="ignore"):             # overflow is reported just below
+        x = x.astype(np.float32, copy=False)
     if not np.isfinite(x).all():
-        raise ValueError("input contains NaN or infinity")
-    return x.astype(np.float32, copy=False)
+        raise ValueError("input contains NaN or infinity (as float32: values beyond "
+                         "+-3.4e38 overflow)")
+    return x
 
 
 class Model:
@@ -237,6 +249,19 @@ class Model:
             records.append(LayerRecord(name, type(spec).__name__, in_shape, tuple(h.shape),
                                        (batch,) + out, seconds))
         return records
+
+    def loss_and_grads(self, x, labels, backend: str = "numpy", train: bool = False,
+                       seed=None) -> tuple[float, dict]:
+        """Mean cross-entropy of the logits against `labels`, and its gradient.
+
+        x: (N, 3, H, W) float32, labels: (N,) class indices -> (loss, grads),
+        grads {key: float32 array} keyed and shaped like state_dict(), on the
+        host whatever the backend. train=True runs every Dropout with a mask
+        drawn from np.random.default_rng(seed) (same seed, same mask);
+        train=False treats dropout as the identity. Needs a backend with the
+        backward ops (numalex.backprop.BACKWARD_OPS); layers are never fused.
+        """
+        return backprop.loss_and_grads(self, check_input(x), labels, backend, train, seed)
 
     def __repr__(self) -> str:
         return (f"Model({self.variant!r}, input {self.input_size}x{self.input_size}, "

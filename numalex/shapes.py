@@ -11,6 +11,16 @@ In ceil mode a partial last window is allowed, but (PyTorch and Caffe agree)
 it must start inside the input or the left padding: if
 ``(out-1)*s >= n + p`` the last window is dropped.
 
+Run backwards (a backward pass, a transposed convolution) the formula maps
+an output length back to an input length. The floor threw away the rows the
+last step could not fill, so one output length comes from ``s`` input
+lengths::
+
+    n = (out - 1)*s - 2p + d(k-1) + 1 + a           0 <= a < s
+
+where ``a`` is the number of rows the stride dropped (``unused_rows`` of the
+forward arithmetic). :func:`transposed_size` and :func:`input_sizes` own it.
+
 Nothing else in numalex computes an output size: layers, kernels, the
 summary and the explanations all call :func:`conv_output_size` or
 :func:`size_arithmetic`.
@@ -39,6 +49,13 @@ def _check_int(name: str, value, minimum: int) -> int:
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
     return value
+
+
+def _span_term(sign: str, kernel: int, dilation: int) -> str:
+    """The window's span as a term of a formula: '- 11', or '- 2*(3-1) - 1' when dilated."""
+    if dilation == 1:
+        return f"{sign} {kernel}"
+    return f"{sign} {dilation}*({kernel}-1) {sign} 1"
 
 
 @dataclass(frozen=True)
@@ -85,16 +102,15 @@ class SizeArithmetic:
         terms = [str(self.n)]
         if self.padding:
             terms.append(f"+ 2*{self.padding}")
-        if self.dilation == 1:
-            terms.append(f"- {self.kernel}")
-        else:
-            terms.append(f"- {self.dilation}*({self.kernel}-1) - 1")
+        terms.append(_span_term("-", self.kernel, self.dilation))
         return f"({' '.join(terms)})/{self.stride} + 1"
 
     @property
     def text(self) -> str:
         exact = self.exact
-        shown = f"{exact:g}" if exact == int(exact) else f"{exact:.4g}"
+        # whole numbers in full; else 4 significant digits, at least 2 decimals
+        digits = max(4, len(str(int(exact))) + 2)
+        shown = str(int(exact)) if exact == int(exact) else f"{exact:.{digits}g}"
         if exact == self.out:
             return f"{self.expression} = {shown}"
         mode = "ceil" if self.ceil_mode else "floor"
@@ -155,6 +171,95 @@ def conv_output_size(n: int, kernel: int, stride: int = 1, padding: int = 0,
     return size_arithmetic(n, kernel, stride, padding, dilation, ceil_mode).out
 
 
+@dataclass(frozen=True)
+class TransposedArithmetic:
+    """The formula run backwards for one axis: the input length ``n`` whose
+    forward pass gives ``out`` and leaves ``dropped`` rows unused.
+
+    ``text`` reads like a worked example:
+    ``(55 - 1)*4 - 2*2 + 11 + 1 = 224 (1 row dropped by the stride)``.
+    """
+
+    out: int
+    kernel: int
+    stride: int
+    padding: int
+    dilation: int
+    dropped: int
+
+    @property
+    def n(self) -> int:
+        """n = (out - 1)*s - 2p + d(k-1) + 1 + a."""
+        return ((self.out - 1) * self.stride - 2 * self.padding
+                + self.dilation * (self.kernel - 1) + 1 + self.dropped)
+
+    @property
+    def expression(self) -> str:
+        """The right-hand side, e.g. ``(55 - 1)*4 - 2*2 + 11 + 1``."""
+        terms = [f"({self.out} - 1)*{self.stride}"]
+        if self.padding:
+            terms.append(f"- 2*{self.padding}")
+        terms.append(_span_term("+", self.kernel, self.dilation))
+        if self.dropped:
+            terms.append(f"+ {self.dropped}")
+        return " ".join(terms)
+
+    @property
+    def text(self) -> str:
+        plural = "s" if self.dropped != 1 else ""
+        note = f" ({self.dropped} row{plural} dropped by the stride)" if self.dropped else ""
+        return f"{self.expression} = {self.n}{note}"
+
+
+def transposed_arithmetic(out: int, kernel: int, stride: int = 1, padding: int = 0,
+                          dilation: int = 1, dropped: int = 0) -> TransposedArithmetic:
+    """The transposed formula for one axis, with its working.
+
+    ``dropped`` (``a``, 0 <= a < stride) is the number of rows at the end of
+    the padded input that the forward pass never reached. ShapeError when no
+    input of at least one row gives `out`.
+    """
+    out = _check_int("output size", out, 1)
+    kernel = _check_int("kernel", kernel, 1)
+    stride = _check_int("stride", stride, 1)
+    padding = _check_int("padding", padding, 0)
+    dilation = _check_int("dilation", dilation, 1)
+    dropped = _check_int("dropped rows", dropped, 0)
+    if dropped >= stride:
+        raise ValueError(f"dropped rows must be less than the stride ({stride}), got "
+                         f"{dropped}: a stride-{stride} window would have reached them")
+    a = TransposedArithmetic(out, kernel, stride, padding, dilation, dropped)
+    if a.n < 1:
+        raise ShapeError(f"no input gives output size {out}: {a.text} < 1")
+    return a
+
+
+def transposed_size(out: int, kernel: int, stride: int = 1, padding: int = 0,
+                    dilation: int = 1, dropped: int = 0) -> int:
+    """Input length n that a window layer maps to `out`, leaving `dropped` rows unused.
+
+    >>> transposed_size(55, 11, stride=4, padding=2, dropped=1)   # torchvision conv1
+    224
+    >>> transposed_size(55, 11, stride=4)                         # Caffe's conv1
+    227
+    """
+    return transposed_arithmetic(out, kernel, stride, padding, dilation, dropped).n
+
+
+def input_sizes(out: int, kernel: int, stride: int = 1, padding: int = 0,
+                dilation: int = 1) -> list[TransposedArithmetic]:
+    """Every input length a floor-mode window layer maps onto `out`, one per
+    dropped-row count a = 0 ... s-1 (lengths below one row left out): the sizes
+    a gradient of that output cannot tell apart."""
+    sizes = []
+    for dropped in range(_check_int("stride", stride, 1)):
+        try:
+            sizes.append(transposed_arithmetic(out, kernel, stride, padding, dilation, dropped))
+        except ShapeError:
+            continue                     # shorter than one row: no such input
+    return sizes
+
+
 def check_pool_padding(kernel: int, padding: int, layer: str = "") -> None:
     """Pooling padding must be at most half the kernel (PyTorch's rule).
 
@@ -184,4 +289,5 @@ def adaptive_bins(n: int, out: int) -> list[tuple[int, int]]:
 
 
 __all__ = ["ShapeError", "SizeArithmetic", "size_arithmetic", "conv_output_size",
+           "TransposedArithmetic", "transposed_arithmetic", "transposed_size", "input_sizes",
            "check_pool_padding", "adaptive_bins", "ceil_div"]

@@ -121,6 +121,12 @@ def size_report(variant, min_size: int = 1, max_size: int = 512) -> SizeReport:
     return SizeReport(name, check_size(layers, NATIVE_INPUT[name]), checks)
 
 
+def smallest_input(variant) -> int:
+    """The smallest square input whose conv trunk runs (the model built for that size)."""
+    name = canonical_variant(variant)
+    return min(size_report(name, 1, NATIVE_INPUT[name]).trunk_runs)
+
+
 def ranges(sizes: list[int]) -> str:
     """[63, 64, 65, 70] -> '63-65, 70'."""
     parts, start = [], None

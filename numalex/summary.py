@@ -1,4 +1,5 @@
-"""The layer table: the seed's columns, plus the formula, MACs and receptive field.
+"""The layer table: the blog post's columns (TABLE_SOURCE), plus the formula,
+MACs and receptive field.
 
     print(numalex.summary(model))        # a torchsummary-style table
     numalex.summary(model).rows          # one SummaryRow per shown layer
@@ -11,22 +12,25 @@ forward, not with a module, so torchsummary never sees it.
 from __future__ import annotations
 
 import math
+import textwrap
 from dataclasses import asdict, dataclass
 
+from .alexnet import TABLE_SOURCE
 from .layers import AdaptiveAvgPool2d, Flatten
 from .shapes import adaptive_bins
 
 BYTES_PER_FLOAT = 4
 MB = 10 ** 6  # torchinfo's unit: megabytes of 10^6 bytes, not MiB
+TEXT_WIDTH = 120  # columns the printed table fits in
 
-# A fact about the seed document, not a number numalex uses: its second table
+# A fact about the blog post (TABLE_SOURCE), not a number numalex uses: its second table
 # prints this total, though its own rows sum to what `original` computes.
 SEED_PRINTED_ORIGINAL_TOTAL = 62_368_344
 
 
 @dataclass(frozen=True)
 class SummaryRow:
-    """One shown layer. Shapes are per sample, written as the seed writes them."""
+    """One shown layer. Shapes are per sample, written as the blog post writes them."""
 
     layer: str            # "Conv2d-1"
     name: str             # the state-dict prefix, "features.0" or "conv1"
@@ -51,7 +55,7 @@ def _params_formula(spec) -> str:
     if not shapes:
         return ""
     w = shapes["weight"]
-    if len(w) == 4:  # conv: in/groups * k * k * out + out, as the seed writes it
+    if len(w) == 4:  # conv: in/groups * k * k * out + out, as the blog post writes it
         return f"{w[1]}*{w[2]}*{w[3]}*{w[0]}+{w[0]}"
     return f"{w[1]}*{w[0]}+{w[0]}"
 
@@ -115,17 +119,24 @@ class Summary:
         par = self.total_params * BYTES_PER_FLOAT / MB
         return {"input": inp, "activations": act, "params": par, "total": inp + act + par}
 
+    def forward_bytes(self, batch: int) -> int:
+        """Bytes a forward pass of `batch` images holds at the most: the input and
+        every layer's output for each image, plus the parameters, float32."""
+        mb = self.sizes_mb
+        return round((batch * (mb["input"] + mb["activations"]) + mb["params"]) * MB)
+
     @property
     def notes(self) -> list[str]:
         notes = ["MACs: multiply-adds of conv and linear layers per image, bias excluded "
                  "(1 MAC = 2 FLOPs). MB = 10^6 bytes, float32."]
         if any(isinstance(spec, Flatten) for _, spec in self.model.layers):
             notes.append("Flatten has no row: torchvision flattens in forward(), not with a "
-                         "module, so torchsummary (and the seed's table) never lists it.")
+                         "module, so torchsummary (and the tables of the 224-or-227 blog post) "
+                         "never list it.")
         if self.model.variant == "original" and self.model.num_classes == 1000:
-            notes.append(f"The seed's table prints 'Total params: "
+            notes.append(f"The one-tower table of {TABLE_SOURCE} prints 'Total params: "
                          f"{SEED_PRINTED_ORIGINAL_TOTAL:,}', but its own rows sum to "
-                         f"{self.total_params:,}, as computed here: a typo in the seed.")
+                         f"{self.total_params:,}, as computed here: a typo in the post.")
         return notes
 
     def to_dict(self) -> dict:
@@ -136,18 +147,26 @@ class Summary:
 
     # ---- text -----------------------------------------------------------------
     def __str__(self) -> str:
-        header = ("Layer (type)", "Module", "Output Shape", "Param #", "Kernel",
-                  "Output size: floor((n + 2p - k)/s) + 1", "MACs", "RF/jump")
+        """The table in at most TEXT_WIDTH columns: each window layer's size
+        arithmetic goes on a line of its own, under its row."""
+        header = ("Layer (type)", "Module", "Output Shape", "Param #", "Kernel", "MACs",
+                  "RF/jump")
         table = [header]
         for r in self.rows:
             params = f"{r.params_formula}={r.params:,}" if r.params else "0"
-            table.append((r.layer, r.name, r.output_text, params, r.hyper, r.size_formula,
+            table.append((r.layer, r.name, r.output_text, params, r.hyper,
                           f"{r.macs:,}" if r.macs else "", "" if r.receptive_field is None
                           else f"{r.receptive_field}/{r.jump}"))
         widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-        lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip()
-                 for row in table]
-        rule = "=" * max(len(line) for line in lines)
+        under = " " * (widths[0] + 2) + "output size: "
+        lines = []
+        for cells, row in zip(table, [None, *self.rows]):
+            lines.append("  ".join(cell.ljust(width)
+                                   for cell, width in zip(cells, widths)).rstrip())
+            formula = "floor((n + 2p - k)/s) + 1" if row is None else row.size_formula
+            if formula:
+                lines.append(under + formula)
+        rule = "=" * min(TEXT_WIDTH, max(len(line) for line in lines))
         sizes = self.sizes_mb
         c, h, w = self.input_shape
         footer = [
@@ -158,9 +177,11 @@ class Summary:
             f"Params size (MB): {sizes['params']:.2f}",
             f"Estimated total size (MB): {sizes['total']:.2f}",
         ]
+        notes = [textwrap.fill(f"Note: {n}", TEXT_WIDTH, subsequent_indent="      ")
+                 for n in self.notes]
         title = f"numalex.alexnet({self.model.variant!r}), input {h}x{w}"
-        return "\n".join([title, rule, lines[0], rule.replace("=", "-"), *lines[1:], rule,
-                          *footer, rule, *(f"Note: {n}" for n in self.notes)])
+        return "\n".join([title, rule, *lines[:2], rule.replace("=", "-"), *lines[2:], rule,
+                          *footer, rule, *notes])
 
 
 def summary(model, input_size: int | None = None) -> Summary:

@@ -24,6 +24,7 @@ Needs hypothesis (``pip install numalex[test]``); ``import numalex`` does not.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,18 +44,29 @@ def _random(shape, rng, scale=1.0) -> np.ndarray:
 @dataclass(frozen=True)
 class ConvCase:
     """One conv2d call: x (batch, in_channels, height, width) and
-    w (out_channels, in_channels/groups, kernel, kernel), b (out_channels,)."""
+    w (out_channels, in_channels/groups, kh, kw), b (out_channels,).
+    kernel: kh = kw, or (kh, kw); the strategies draw rectangular kernels."""
 
     batch: int
     in_channels: int
     out_channels: int
     height: int
     width: int
-    kernel: int
+    kernel: int | tuple
     stride: int = 1
     padding: int = 0
     dilation: int = 1
     groups: int = 1
+
+    @property
+    def kernel_hw(self) -> tuple:
+        """(kh, kw)."""
+        return tuple(self.kernel) if isinstance(self.kernel, tuple) else (self.kernel,) * 2
+
+    @property
+    def spans(self) -> tuple:
+        """Input (rows, columns) one dilated window covers: d*(k-1) + 1 per axis."""
+        return tuple(self.dilation * (k - 1) + 1 for k in self.kernel_hw)
 
     @property
     def input_shape(self) -> tuple:
@@ -62,7 +74,7 @@ class ConvCase:
 
     @property
     def weight_shape(self) -> tuple:
-        return (self.out_channels, self.in_channels // self.groups, self.kernel, self.kernel)
+        return (self.out_channels, self.in_channels // self.groups) + self.kernel_hw
 
     @property
     def kwargs(self) -> dict:
@@ -73,14 +85,14 @@ class ConvCase:
     def arrays(self, seed: int = 0) -> tuple:
         """Seeded random (x, w, b), float32; w scaled by 1/sqrt(fan_in)."""
         rng = np.random.default_rng(seed)
-        fan_in = self.weight_shape[1] * self.kernel ** 2
+        fan_in = math.prod(self.weight_shape[1:])
         return (_random(self.input_shape, rng), _random(self.weight_shape, rng, fan_in ** -0.5),
                 _random((self.out_channels,), rng))
 
     def arithmetic(self) -> list:
         """The formula's working for H and W; ShapeError/ValueError if invalid."""
-        return [size_arithmetic(n, self.kernel, self.stride, self.padding, self.dilation)
-                for n in (self.height, self.width)]
+        return [size_arithmetic(n, k, self.stride, self.padding, self.dilation)
+                for n, k in zip((self.height, self.width), self.kernel_hw)]
 
     @property
     def expected_shape(self) -> tuple:
@@ -159,11 +171,11 @@ class AdaptivePoolCase:
 
 # ---- strategies ---------------------------------------------------------------
 
-def _sizes(draw, smallest: int, max_size: int) -> tuple[int, int]:
-    """(height, width), each from `smallest` (at least 1) up to max_size."""
-    smallest = max(1, smallest)
-    sizes = st.integers(smallest, max(smallest, max_size))
-    return draw(sizes), draw(sizes)
+def _sizes(draw, smallest, max_size: int) -> tuple[int, int]:
+    """(height, width), each from its smallest (at least 1) up to max_size.
+    smallest: one bound for both axes, or (for height, for width)."""
+    lows = smallest if isinstance(smallest, tuple) else (smallest, smallest)
+    return tuple(draw(st.integers(max(1, low), max(1, low, max_size))) for low in lows)
 
 
 @st.composite
@@ -179,16 +191,17 @@ def _channels(draw, max_groups, max_channels, max_batch):
 def conv_cases(draw, max_size=24, max_kernel=5, max_stride=4, max_padding=3,
                max_dilation=3, max_groups=3, max_channels=3, max_batch=2) -> ConvCase:
     """Valid conv2d calls: the padded input holds at least one (dilated) window.
+    Kernels are kh x kw, each side drawn on its own (square ones included).
 
     max_channels bounds the channels per group; sizes stay small so that a
     naive kernel runs an example in milliseconds.
     """
-    kernel = draw(st.integers(1, max_kernel))
-    dilation = draw(st.integers(1, max_dilation)) if kernel > 1 else 1
+    kernel = (draw(st.integers(1, max_kernel)), draw(st.integers(1, max_kernel)))
+    dilation = draw(st.integers(1, max_dilation)) if max(kernel) > 1 else 1
     stride = draw(st.integers(1, max_stride))
     padding = draw(st.integers(0, max_padding))
-    span = dilation * (kernel - 1) + 1                      # rows one window covers
-    height, width = _sizes(draw, span - 2 * padding, max_size)
+    spans = [dilation * (k - 1) + 1 for k in kernel]        # rows, columns one window covers
+    height, width = _sizes(draw, tuple(span - 2 * padding for span in spans), max_size)
     batch, cin, cout, groups = draw(_channels(max_groups, max_channels, max_batch))
     return ConvCase(batch, cin, cout, height, width, kernel, stride, padding, dilation, groups)
 
@@ -197,21 +210,23 @@ def conv_cases(draw, max_size=24, max_kernel=5, max_stride=4, max_padding=3,
 def invalid_conv_cases(draw, max_kernel=5, max_stride=4, max_dilation=3, max_groups=2,
                        max_channels=2, max_batch=2) -> ConvCase:
     """conv2d calls that must be refused: an input shorter than one window
-    (on H, W or both) even with its padding, or stride 0."""
-    kernel = draw(st.integers(2, max(2, max_kernel)))
+    (on H, W or both) even with its padding, or stride 0. Kernels are kh x kw."""
+    kernel = (draw(st.integers(2, max(2, max_kernel))), draw(st.integers(2, max(2, max_kernel))))
     dilation = draw(st.integers(1, max_dilation))
-    span = dilation * (kernel - 1) + 1
-    padding = draw(st.integers(0, (span - 2) // 2))          # leaves n >= 1 too small
+    span_h, span_w = (dilation * (k - 1) + 1 for k in kernel)
+    padding = draw(st.integers(0, (min(span_h, span_w) - 2) // 2))   # leaves n >= 1 too small
     batch, cin, cout, groups = draw(_channels(max_groups, max_channels, max_batch))
+    fit_h, fit_w = span_h - 2 * padding, span_w - 2 * padding        # the least that fits
     if draw(st.booleans()):                                  # stride 0, sizes fine
-        height, width = _sizes(draw, span - 2 * padding, span + 4)
+        height, width = _sizes(draw, (fit_h, fit_w), max(fit_h, fit_w) + 4)
         return ConvCase(batch, cin, cout, height, width, kernel, 0, padding, dilation, groups)
-    too_small = st.integers(1, span - 2 * padding - 1)
-    fits = st.integers(max(1, span - 2 * padding), span + 4)
-    height, width = draw(st.sampled_from([(too_small, fits), (fits, too_small),
-                                          (too_small, too_small)]))
-    return ConvCase(batch, cin, cout, draw(height), draw(width), kernel,
-                    draw(st.integers(1, max_stride)), padding, dilation, groups)
+    small_h, small_w = st.integers(1, fit_h - 1), st.integers(1, fit_w - 1)
+    fits_h, fits_w = st.integers(fit_h, fit_h + 4), st.integers(fit_w, fit_w + 4)
+    height, width = draw(st.sampled_from([(small_h, fits_w), (fits_h, small_w),
+                                          (small_h, small_w)]))
+    return ConvCase(batch, cin, cout, height=draw(height), width=draw(width), kernel=kernel,
+                    stride=draw(st.integers(1, max_stride)), padding=padding,
+                    dilation=dilation, groups=groups)
 
 
 @st.composite

@@ -4,6 +4,7 @@
     model = numalex.alexnet("torchvision", weights="alexnet-owt.pth")
     filters_figure(model, "conv1_filters.png")
     feature_maps_figure(model, "feature_maps.png")            # a generated test pattern
+    saliency_figure(model, "saliency.png", "cat.jpg")         # d top logit / d pixels
 
 Every title says what the picture shows and carries the numbers behind it:
 the output-size arithmetic, the receptive field and the jump from
@@ -15,11 +16,12 @@ from __future__ import annotations
 import numpy as np
 
 from . import backends
-from .images import VARIANT_PRESETS, get_preset, load_image, preprocess
+from .backprop import top_class_gradient
+from .images import VARIANT_PRESETS, get_preset, imagenet_classes, load_image, preprocess
 from .layers import Conv2d, Flatten, ReLU
 from .summary import summary
 
-PLOT_HINT = "numalex visualize needs matplotlib: pip install 'numalex[plot]'"
+PLOT_HINT = "drawing needs matplotlib: pip install 'numalex[plot]'"
 RANDOM_NOTE = ("Random (seeded) weights: these are noise. Trained conv1 filters show edges "
                "at many angles and colour blobs; load them with --weights FILE.")
 
@@ -92,12 +94,19 @@ def default_layers(model) -> list[str]:
 
 
 def check_layer_names(model, names) -> None:
-    """ValueError naming any layer the model does not have, and listing those it has."""
+    """ValueError naming any layer the model does not have, or that has no
+    feature maps (it comes after the flatten), and listing those that do."""
     known = [name for name, _ in model.layers]
     unknown = [n for n in names if n not in known]
+    flat = next(i for i, (_, spec) in enumerate(model.layers) if isinstance(spec, Flatten))
     if unknown:
         raise ValueError(f"unknown layer(s) {', '.join(unknown)} for {model.variant!r}; "
-                         f"layers are: {', '.join(known)}")
+                         f"layers with feature maps are: {', '.join(known[:flat])}")
+    late = [n for n in names if known.index(n) >= flat]
+    if late:
+        raise ValueError(f"layer(s) {', '.join(late)} come after the flatten: no feature "
+                         f"maps to draw; layers with feature maps are: "
+                         f"{', '.join(known[:flat])}")
 
 
 def activations(model, x, names, backend="numpy") -> dict[str, np.ndarray]:
@@ -116,10 +125,6 @@ def activations(model, x, names, backend="numpy") -> dict[str, np.ndarray]:
         h = spec.forward(be, h, {s: sd[f"{name}.{s}"] for s in spec.param_shapes()})
         if name in names:
             kept[name] = be.to_numpy(h)[0]
-    flat = [n for n in names if n not in kept]
-    if flat:
-        raise ValueError(f"layer(s) {', '.join(flat)} come after the flatten: "
-                         f"no feature maps to draw")
     return kept
 
 
@@ -191,6 +196,38 @@ def feature_maps_figure(model, path, image_path=None, layers=None, channels: int
     fig.suptitle(f"Inside {model.variant!r}: feature maps get smaller and see more of the "
                  f"image at each layer", fontsize=10)
     fig.subplots_adjust(left=0.03, right=0.98, top=0.93, bottom=0.02, hspace=0.7)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return str(path)
+
+
+def saliency_figure(model, path, image_path=None, backend: str = "numpy",
+                    random_weights: bool = True) -> str:
+    """The input beside its saliency map: |d top-class logit / d pixel|, the
+    largest over the colour channels (Simonyan, Vedaldi & Zisserman 2013).
+    Bright pixels are those whose change would move the top class most; the
+    gradient comes from one backward pass (numalex.backprop)."""
+    plt = pyplot()
+    x = model_input(model, image_path)
+    (top,), (logit,), dx = top_class_gradient(model, x, backend)
+    saliency = np.abs(dx[0]).max(axis=0)                     # (H, W)
+    label = imagenet_classes()[top] if model.num_classes == 1000 else f"class {top}"
+    fig, axes = plt.subplots(1, 2, figsize=(9, 5), layout="constrained")
+    axes[0].imshow(displayable(x[0], model.variant))
+    axes[0].set_title(f"{image_path or 'generated test pattern'}, "
+                      f"{x.shape[2]}x{x.shape[3]}", fontsize=9)
+    axes[1].imshow(saliency, cmap="inferno")
+    axes[1].set_title(f"|d logit[{top}] / d pixel|, largest over the channels "
+                      f"(max {saliency.max():.3g})", fontsize=9)
+    for ax in axes:
+        ax.axis("off")
+    fig.suptitle(f"Saliency in {model.variant!r}: top class {top} ({label}), logit "
+                 f"{logit:.3g}\nthe gradient of that logit with respect to every input "
+                 f"pixel, by backpropagation", fontsize=10)
+    if random_weights:
+        fig.supxlabel("Random (seeded) weights: the map outlines no object. Load trained "
+                      "weights with --weights FILE.", fontsize=8,
+                      color="firebrick")
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return str(path)

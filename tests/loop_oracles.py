@@ -1,11 +1,36 @@
 """Naive loop oracles: every op written from its definition, one output
 element at a time, in float64. Slow, obvious, and sharing no code with
-numalex (not even the output-size formula, which each oracle works out by
-walking its own windows). The test files of every backend import them.
+numalex (not even the output-size formula: the oracles place their windows
+with window_starts, which walks the padded input and never divides). The
+test files of every backend import them.
 """
 import math
 
 import numpy as np
+
+
+def window_starts(n, kernel, stride, padding=0, dilation=1, ceil_mode=False):
+    """The rows (of the padded input) where a window starts, found by walking.
+
+    A window covers span = dilation*(kernel-1) + 1 rows and starts at 0, s,
+    2s, ... of the n + 2p padded rows. Every window that fits counts. In ceil
+    mode (PyTorch and Caffe) one partial window more counts, possibly the
+    only one, when it hangs over the end by less than a stride and starts
+    inside the input or the left padding (start < n + p).
+    """
+    span = dilation * (kernel - 1) + 1
+    starts, start = [], 0
+    while start + span <= n + 2 * padding:
+        starts.append(start)
+        start += stride
+    if ceil_mode and start + span - (n + 2 * padding) < stride and start < n + padding:
+        starts.append(start)
+    return starts
+
+
+def count_windows(n, kernel, stride, padding=0, dilation=1, ceil_mode=False):
+    """How many windows fit along one axis: len(window_starts(...))."""
+    return len(window_starts(n, kernel, stride, padding, dilation, ceil_mode))
 
 
 def conv2d(x, w, b, stride, padding, groups, dilation):
@@ -14,22 +39,22 @@ def conv2d(x, w, b, stride, padding, groups, dilation):
     o, c_per_group, kh, kw = w.shape
     xp = np.zeros((n, c, h + 2 * padding, wd + 2 * padding))
     xp[:, :, padding:padding + h, padding:padding + wd] = x
-    ho = (xp.shape[2] - dilation * (kh - 1) - 1) // stride + 1
-    wo = (xp.shape[3] - dilation * (kw - 1) - 1) // stride + 1
-    y = np.zeros((n, o, ho, wo))
+    rows = window_starts(h, kh, stride, padding, dilation)
+    cols = window_starts(wd, kw, stride, padding, dilation)
+    y = np.zeros((n, o, len(rows), len(cols)))
     o_per_group = o // groups
     for i in range(n):
         for oc in range(o):
             g = oc // o_per_group
-            for r in range(ho):
-                for q in range(wo):
+            for r, top in enumerate(rows):
+                for q, left in enumerate(cols):
                     acc = float(b[oc])
                     for ci in range(c_per_group):
                         for u in range(kh):
                             for v in range(kw):
                                 acc += float(w[oc, ci, u, v]) * xp[
-                                    i, g * c_per_group + ci,
-                                    r * stride + u * dilation, q * stride + v * dilation]
+                                    i, g * c_per_group + ci, top + u * dilation,
+                                    left + v * dilation]
                     y[i, oc, r, q] = acc
     return y
 
@@ -38,20 +63,14 @@ def max_pool2d(x, kernel, stride, padding, ceil_mode):
     """x: (N, C, H, W) -> (N, C, Ho, Wo); in ceil mode a last partial window
     is kept if it starts inside the input or the left padding (PyTorch)."""
     n, c, h, w = x.shape
-
-    def size(length):
-        room = length + 2 * padding - kernel
-        out = (-(-room // stride) if ceil_mode else room // stride) + 1
-        if ceil_mode and (out - 1) * stride >= length + padding:
-            out -= 1
-        return out
-
-    y = np.full((n, c, size(h), size(w)), -np.inf)
-    for r in range(size(h)):
-        for q in range(size(w)):
+    rows = window_starts(h, kernel, stride, padding, ceil_mode=ceil_mode)
+    cols = window_starts(w, kernel, stride, padding, ceil_mode=ceil_mode)
+    y = np.full((n, c, len(rows), len(cols)), -np.inf)
+    for r, top in enumerate(rows):
+        for q, left in enumerate(cols):
             for u in range(kernel):
                 for v in range(kernel):
-                    row, col = r * stride + u - padding, q * stride + v - padding
+                    row, col = top + u - padding, left + v - padding
                     if 0 <= row < h and 0 <= col < w:
                         y[:, :, r, q] = np.maximum(y[:, :, r, q], x[:, :, row, col])
     return y

@@ -56,7 +56,7 @@ def test_classify_a_folder_in_batches_as_json(tmp_path, capsys, small_weights):
     out, err = capsys.readouterr()
     results = json.loads(out)
     assert [r["image"] for r in results] == [str(p) for p in paths]
-    assert "classify [" in err and "2/2" in err                  # two batches, progress shown
+    assert "classify [" in err and "3/3 " in err                 # progress counts images
     for result, path in zip(results, paths):
         probs = torch_probabilities(model, path)
         expected = np.argsort(-probs)[:3]

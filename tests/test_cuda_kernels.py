@@ -103,6 +103,20 @@ def test_max_pool2d_matches_reference(case):
                  want)
 
 
+def test_max_pool2d_propagates_nan_like_numpy_and_torch():
+    # NaN first in its window, last in its window, and alone with -inf: each
+    # window that holds a NaN must give NaN, as the numpy and numba backends
+    # and PyTorch do (max() keeps the left operand when one side is NaN)
+    x = np.zeros((1, 1, 4, 4), np.float32)
+    x[0, 0, 0, 0] = np.nan                                 # window (0, 0): first
+    x[0, 0, 1, 3] = np.nan                                 # window (0, 1): last
+    x[0, 0, 2:, :2] = [[np.nan, -np.inf], [-np.inf, -np.inf]]   # window (1, 0)
+    y = cu.to_numpy(cu.max_pool2d(x, 2, 2))
+    want = ref.max_pool2d(x, 2, 2)
+    assert np.isnan(want[0, 0]).tolist() == [[True, True], [True, False]]
+    np.testing.assert_array_equal(y, want)
+
+
 @pytest.mark.parametrize("in_hw, out_hw", [((5, 7), (3, 2)), ((1, 1), (6, 6)), ((6, 6), (6, 6)),
                                            ((3, 4), (6, 5))])
 def test_adaptive_avg_pool2d_matches_reference(in_hw, out_hw):

@@ -15,6 +15,8 @@ KEY_LINES = {
     "cuda_simulator.py": "simulated CUDA kernels agree with NumPy",
     "receptive_field.py": "one pixel reaches as many outputs as the receptive field predicts",
     "own_layer_property_test.py": "avg_pool2d: output size is floor((n + 2p - k)/s) + 1",
+    "backprop_conv1_by_hand.py": "backprop by hand agrees with finite differences and the "
+                                 "backend",
 }
 SCRIPTS = sorted(p.name for p in EXAMPLES.glob("*.py"))
 

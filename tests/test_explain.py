@@ -4,28 +4,13 @@ import math
 
 import pytest
 
+from loop_oracles import window_starts
 from numalex.cli import main
 from numalex.explain import (UnusedRows, ceil_vs_floor, conv1_arithmetic, exact_paddings,
                              explain, first_conv, nearest_exact_size, param_count)
 
 
 # ---- oracles ---------------------------------------------------------------------------
-def window_starts(n, k, s, p, ceil_mode=False):
-    """Start rows (in padded coordinates) of every window, found by walking the input.
-
-    A full window fits in the n + 2p padded rows. In ceil mode one partial window
-    more (possibly the only one) is allowed when it hangs over the end by less
-    than a stride and starts inside the input or the left padding (start < n + p).
-    """
-    starts, start = [], 0
-    while start + k <= n + 2 * p:
-        starts.append(start)
-        start += s
-    if ceil_mode and start + k - (n + 2 * p) < s and start < n + p:
-        starts.append(start)
-    return starts
-
-
 def unused_input_rows(n, k, s, p):
     """Input rows (0-based, unpadded) that no window reads."""
     read = {start + i - p for start in window_starts(n, k, s, p) for i in range(k)}
@@ -121,12 +106,12 @@ def test_ceil_pooling_at_224_gives_27_where_floor_gives_26():
 def test_ceil_pooling_keeps_the_6x6_grid_at_224_floor_loses_it():
     def trunk(n, ceil_mode):
         n = len(window_starts(n, 11, 4, 0))                      # conv1
-        n = len(window_starts(n, 3, 2, 0, ceil_mode))            # pool1
+        n = len(window_starts(n, 3, 2, 0, ceil_mode=ceil_mode))            # pool1
         n = len(window_starts(n, 5, 1, 2))                       # conv2
-        n = len(window_starts(n, 3, 2, 0, ceil_mode))            # pool2
+        n = len(window_starts(n, 3, 2, 0, ceil_mode=ceil_mode))            # pool2
         for _ in range(3):
             n = len(window_starts(n, 3, 1, 1))                   # conv3-5
-        return len(window_starts(n, 3, 2, 0, ceil_mode))         # pool5
+        return len(window_starts(n, 3, 2, 0, ceil_mode=ceil_mode))         # pool5
     _, ceil_shape, floor_shape = ceil_vs_floor(224)
     assert ceil_shape[1:] == (trunk(224, True),) * 2 == (6, 6)
     assert floor_shape[1:] == (trunk(224, False),) * 2 == (5, 5)

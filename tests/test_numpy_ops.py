@@ -21,13 +21,29 @@ def rand(*shape):
     (1, 2, 10, 10, 2, 3, 2, 0, 1, 2),      # dilation
     (2, 6, 8, 5, 3, 1, 1, 0, 3, 1),        # 1x1, three groups
     (1, 2, 5, 6, 2, 5, 3, 2, 2, 1),        # stride 3, padding 2
+    (2, 3, 9, 8, 4, (3, 1), 1, 1, 1, 1),   # rectangular kernels: a column,
+    (1, 4, 7, 10, 4, (1, 5), 2, 0, 2, 1),  # a row with groups and stride,
+    (2, 2, 11, 9, 3, (2, 4), 1, 1, 1, 2),  # both even, dilated
 ])
 def test_conv2d_equals_the_loops(n, c, h, w, o, k, stride, padding, groups, dilation):
-    x, wt, b = rand(n, c, h, w), rand(o, c // groups, k, k), rand(o)
+    kh, kw = k if isinstance(k, tuple) else (k, k)
+    x, wt, b = rand(n, c, h, w), rand(o, c // groups, kh, kw), rand(o)
     y = ref.conv2d(x, wt, b, stride, padding, groups, dilation)
     expected = loops.conv2d(x, wt, b, stride, padding, groups, dilation)
     assert y.dtype == np.float32 and y.shape == expected.shape
     np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("kh, kw, stride, padding, dilation", [
+    (11, 3, 4, 2, 1), (3, 11, 4, 2, 1), (1, 3, 1, 0, 1), (5, 2, 2, 1, 2)])
+def test_rectangular_kernels_match_pytorch(kh, kw, stride, padding, dilation):
+    torch = pytest.importorskip("torch", reason="PyTorch is the oracle: "
+                                                "pip install 'numalex[oracle]'")
+    x, wt, b = rand(2, 4, 23, 19), rand(6, 2, kh, kw), rand(6)
+    expected = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(wt),
+                                          torch.from_numpy(b), stride, padding, dilation, 2)
+    y = ref.conv2d(x, wt, b, stride, padding, groups=2, dilation=dilation)
+    np.testing.assert_allclose(y, expected.numpy(), rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("h, w, k, s, p, ceil_mode", [
@@ -40,6 +56,14 @@ def test_max_pool2d_equals_the_loops(h, w, k, s, p, ceil_mode):
     expected = loops.max_pool2d(x, k, s, p, ceil_mode)
     assert y.shape == expected.shape
     np.testing.assert_array_equal(y, expected.astype(np.float32))
+
+
+def test_max_pool2d_propagates_nan_as_the_loops_do():
+    x = rand(2, 2, 7, 7)
+    x[1, 0, 3, 3] = np.nan                   # padded (4, 4): in 2 x 2 of the 4 x 4 windows
+    y = ref.max_pool2d(x, 3, 2, 1, True)
+    assert np.isnan(y).sum() == 4
+    np.testing.assert_array_equal(y, loops.max_pool2d(x, 3, 2, 1, True).astype(np.float32))
 
 
 @pytest.mark.parametrize("h, w, out", [(6, 6, (6, 6)), (13, 13, (6, 6)), (5, 7, (6, 3)),

@@ -1,7 +1,7 @@
 """The output-size formula against a brute-force count of window positions.
 
-The oracle below walks every row of the padded input and counts the rows a
-window may start at; it never divides. numalex's formula must agree with it
+The oracle (tests/loop_oracles.py) walks the padded input and counts the
+rows a window may start at; it never divides. numalex's formula must agree with it
 for any n, kernel, stride, padding and dilation, in floor and ceil mode, and
 must refuse (with its arithmetic in the message) exactly when no window fits.
 The strategies of numalex.testing are checked against the same oracle.
@@ -12,30 +12,11 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from loop_oracles import count_windows
 from numalex import ShapeError, conv_output_size
 from numalex.testing import (PoolCase, assert_shape_formula, conv_cases, invalid_conv_cases,
                              invalid_pool_cases, pool_cases)
 from without_module import import_error_without
-
-
-def count_windows(n, kernel, stride, padding=0, dilation=1, ceil_mode=False):
-    """Brute force: the rows of the padded input where a window may start.
-
-    A window covers span = dilation*(kernel-1) + 1 rows and starts on the
-    stride grid 0, s, 2s, ... of the padded input (n + 2p rows). Floor mode:
-    it must fit inside. Ceil mode: it may hang up to stride-1 rows past the
-    end (a partial last window), but (PyTorch's rule) it must start inside
-    the input or the left padding, i.e. before row n + p.
-    """
-    span = dilation * (kernel - 1) + 1
-    rows = n + 2 * padding + (stride - 1 if ceil_mode else 0)
-    count = 0
-    for start in range(rows):
-        on_grid = start % stride == 0
-        fits = start + span <= rows
-        starts_inside = start < n + padding or not ceil_mode
-        count += on_grid and fits and starts_inside
-    return count
 
 
 def test_oracle_on_hand_counted_cases():
@@ -135,10 +116,16 @@ def test_impossible_hyper_parameters_are_named(bad, name):
 
 # ---- numalex.testing's strategies build what they promise ---------------------
 
+def test_conv_cases_draw_rectangular_kernels():
+    kernels = []
+    given(conv_cases())(lambda case: kernels.append(case.kernel_hw))()
+    assert any(kh != kw for kh, kw in kernels)
+
+
 @given(conv_cases())
 def test_conv_cases_are_valid(case):
-    for n in (case.height, case.width):
-        assert count_windows(n, case.kernel, case.stride, case.padding, case.dilation) >= 1
+    for n, k in zip((case.height, case.width), case.kernel_hw):
+        assert count_windows(n, k, case.stride, case.padding, case.dilation) >= 1
     assert case.in_channels % case.groups == 0 and case.out_channels % case.groups == 0
 
 
@@ -152,8 +139,8 @@ def test_pool_cases_are_valid(case):
 
 @given(invalid_conv_cases())
 def test_invalid_conv_cases_are_invalid(case):
-    too_small = [count_windows(n, case.kernel, max(case.stride, 1), case.padding,
-                               case.dilation) == 0 for n in (case.height, case.width)]
+    too_small = [count_windows(n, k, max(case.stride, 1), case.padding, case.dilation) == 0
+                 for n, k in zip((case.height, case.width), case.kernel_hw)]
     assert case.stride == 0 or any(too_small)
 
 

@@ -1,8 +1,12 @@
 """numalex's summary against the seed document's two tables, row for row.
 
-The expected numbers are read out of the seed document itself (it sits in
-../shared/seeds beside the checkout), so nothing here is typed in.
+The tables come from a blog post ("Alexnet input 224？227", 2023-10-25); the
+project carries them as data in tests/data/seed_tables.json (each row's
+layer, output shape, parameters and worked output size, with the post's
+title, date and address), so these tests always run. Where the seed documents
+sit beside the checkout (../shared/seeds), the data is checked against them.
 """
+import json
 import re
 from pathlib import Path
 
@@ -10,13 +14,14 @@ import pytest
 
 import numalex
 
+FIXTURE = Path(__file__).with_name("data") / "seed_tables.json"
 SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seeds"
 ROW = re.compile(r"^(?P<layer>\w+-\d+)\s+\S*?\[(?P<shape>[-\d, ]+)\]\s+(?P<rest>.*)$")
 WORKED = re.compile(r"\(([\d+\-*/]+)\)(?:/\d+)?\+1=(?P<value>[\d.]+)")
 
 
 def seed_tables():
-    """[(rows, printed_total)] for each 'Layer (type)' table in the seeds."""
+    """[(rows, printed_total)] for each 'Layer (type)' table in the seed documents."""
     files = sorted(SEEDS.glob("*.txt")) if SEEDS.is_dir() else []
     tables = []
     for path in files:
@@ -38,8 +43,30 @@ def seed_tables():
     return tables
 
 
-TABLES = seed_tables()
-pytestmark = pytest.mark.skipif(len(TABLES) < 2, reason=f"seed tables not found in {SEEDS}")
+def fixture_tables():
+    """The same [(rows, printed_total)], read from the data the project carries."""
+    data = json.loads(FIXTURE.read_text(encoding="utf-8"))
+    return [([{"layer": layer, "shape": tuple(shape), "params": params, "value": value}
+              for layer, shape, params, value in table["rows"]], table["printed_total"])
+            for table in data["tables"]]
+
+
+TABLES = fixture_tables()
+
+
+def test_the_data_is_what_the_seed_documents_print():
+    found = seed_tables()
+    if not found:
+        pytest.skip(f"the seed documents are not beside this checkout ({SEEDS})")
+    assert found == TABLES
+
+
+def test_the_data_names_its_source():
+    source = json.loads(FIXTURE.read_text(encoding="utf-8"))["source"]
+    assert source["date"] == "2023-10-25" and "224" in source["title"]
+    assert source["url"].startswith("https://")
+    assert [t["variant"] for t in json.loads(FIXTURE.read_text())["tables"]] == [
+        "torchvision", "original"]
 
 
 def table_for(variant):

@@ -4,33 +4,9 @@ import itertools
 
 import pytest
 
+from loop_oracles import count_windows
 from numalex import ShapeError, conv_output_size, size_arithmetic
 from numalex.shapes import adaptive_bins, check_pool_padding
-
-
-def count_windows(n, kernel, stride, padding, dilation, ceil_mode):
-    """Slide a window along the padded axis and count where it may start.
-
-    Floor mode: the window must lie inside the padded input. Ceil mode
-    (PyTorch/Caffe): it may also hang over the end, but every window must
-    start inside the input or the left padding, i.e. at a position
-    < padding + n. Ceil mode is a pooling option, and pools keep padding
-    <= kernel//2, which is where PyTorch's formula and this count agree.
-    """
-    span = dilation * (kernel - 1) + 1
-    padded = n + 2 * padding
-    count, start = 0, 0
-    while True:
-        fits = start + span <= padded
-        if ceil_mode:
-            partial = start < padded - span + stride
-            if not (fits or partial) or start >= n + padding:
-                break
-        elif not fits:
-            break
-        count += 1
-        start += stride
-    return count
 
 
 GRID = list(itertools.product(range(1, 16), range(1, 6), range(1, 5), range(0, 3),

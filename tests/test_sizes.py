@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import numalex
+from loop_oracles import window_starts
 from numalex import backends
 from numalex.cli import main
 from numalex.layers import AdaptiveAvgPool2d, Conv2d, Flatten, MaxPool2d
@@ -12,20 +13,14 @@ from numalex.sizes import ranges, size_report
 
 
 # ---- oracles ---------------------------------------------------------------------------
-def count_windows(n, k, s, p, ceil_mode=False):
-    """(windows, exact) along one axis, by walking window starts over the padded input.
+def windows_and_exact(n, k, s, p, ceil_mode=False):
+    """(windows, exact) along one axis, from the walk in loop_oracles.window_starts.
 
-    exact: the last full window ends on the last padded row and no partial
-    window is added. Ceil mode adds one partial window (possibly the only
-    one) if it hangs over the end by less than a stride and starts inside the
-    input or the left padding.
+    exact: the last window ends on the last padded row (no unused row, no
+    partial window hanging over the end).
     """
-    count, start = 0, 0
-    while start + k <= n + 2 * p:
-        count, start = count + 1, start + s
-    if ceil_mode and start + k - (n + 2 * p) < s and start < n + p:
-        return count + 1, False
-    return count, count > 0 and start - s + k == n + 2 * p
+    starts = window_starts(n, k, s, p, ceil_mode=ceil_mode)
+    return len(starts), bool(starts) and starts[-1] + k == n + 2 * p
 
 
 def walk_sizes(variant, sizes):
@@ -38,9 +33,9 @@ def walk_sizes(variant, sizes):
             if isinstance(spec, (AdaptiveAvgPool2d, Flatten)):
                 break
             if isinstance(spec, Conv2d):
-                n, ok = count_windows(n, spec.kernel, spec.stride, spec.padding)
+                n, ok = windows_and_exact(n, spec.kernel, spec.stride, spec.padding)
             elif isinstance(spec, MaxPool2d):
-                n, ok = count_windows(n, spec.kernel, spec.stride, spec.padding,
+                n, ok = windows_and_exact(n, spec.kernel, spec.stride, spec.padding,
                                       spec.ceil_mode)
             else:
                 continue
@@ -89,7 +84,7 @@ def test_report_matches_a_walk_over_window_positions(variant):
         assert report.runs == trunk_runs
 
 
-def test_the_numbers_of_the_issue():
+def test_torchvision_smallest_size_grid_sizes_and_tiling_period():
     tv = size_report("torchvision", 1, 300)
     assert tv.smallest == 63
     assert ranges(tv.on_grid) == "223-254"

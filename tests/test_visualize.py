@@ -93,8 +93,51 @@ def test_cli_writes_both_pngs_with_weights_and_image(small, tmp_path, capsys, mo
 
 def test_missing_matplotlib_says_what_to_install(monkeypatch, tmp_path, capsys):
     monkeypatch.setitem(sys.modules, "matplotlib", None)     # import now fails
-    assert main(["visualize", "--out", str(tmp_path)]) == 2
-    assert "pip install 'numalex[plot]'" in capsys.readouterr().err
+    assert main(["visualize", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "pip install 'numalex[plot]'" in err and err.count("visualize") == 1
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture
+def small_cli(monkeypatch):
+    """The command builds a 1/16-width net here (the full one is 61M parameters)."""
+    from numalex.commands import visualize as command
+    monkeypatch.setattr(command, "alexnet", lambda variant, weights: numalex.alexnet(
+        variant, weights=weights, width=1 / 16, num_classes=5))
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--image", "missing.png"], "cannot read image missing.png"),
+    (["--layers", "features.1", "classifier.1"],
+     "classifier.1 come after the flatten: no feature maps to draw"),
+    (["--channels", "1000"], "--channels must be between 1 and 64, got 1000"),
+    (["--channels", "0"], "--channels must be between 1 and 64, got 0"),
+])
+def test_bad_arguments_are_refused_before_any_png(small_cli, tmp_path, capsys, args, words):
+    assert main(["visualize", *args, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert words in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_out_that_is_a_file_is_named(small_cli, tmp_path, capsys):
+    (tmp_path / "taken").write_text("")
+    assert main(["visualize", "--out", str(tmp_path / "taken")]) == 2
+    err = capsys.readouterr().err
+    assert f"--out {tmp_path / 'taken'} is a file; give a folder" in err
+    assert "Errno" not in err
+
+
+def test_a_failing_figure_leaves_no_png(small_cli, tmp_path, monkeypatch, capsys):
+    from numalex.commands import visualize as command
+
+    def broken(*args, **kwargs):
+        raise ValueError("drawing failed")
+    monkeypatch.setattr(command, "feature_maps_figure", broken)
+    (tmp_path / "out").mkdir()
+    assert main(["visualize", "--out", str(tmp_path / "out")]) == 2
+    assert list((tmp_path / "out").iterdir()) == []      # not even conv1_filters.png
 
 
 def test_cli_bad_layer_fails_before_writing_anything(tmp_path, capsys, monkeypatch):

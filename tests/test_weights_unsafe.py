@@ -16,16 +16,7 @@ import pytest
 
 import numalex
 from numalex.weights import UnsafePickleError, WeightFileError
-
-
-def torch_like_zip(path, pickle_bytes, records=None, prefix="archive"):
-    """A zip laid out like torch.save's: <prefix>/data.pkl and <prefix>/data/<key>."""
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
-        archive.writestr(f"{prefix}/data.pkl", pickle_bytes)
-        archive.writestr(f"{prefix}/byteorder", "little")
-        for key, raw in (records or {}).items():
-            archive.writestr(f"{prefix}/data/{key}", raw)
-    return path
+from weight_files import tensor_pickle, torch_like_zip
 
 
 def call(module, name, *args):
@@ -114,18 +105,6 @@ def test_malicious_pickle_is_refused_by_alexnet_and_the_command_line(tmp_path, c
 
 # ---- hand-made pickles in torch's layout, for corrupted-layout cases -------------------------
 
-def tensor_pickle(size, stride, offset=0, numel=4, key="0"):
-    """{'w': _rebuild_tensor_v2(storage key, offset, size, stride, False, OrderedDict())},
-    written with plain pickle opcodes (the same ones torch.save emits)."""
-    def ints(values):
-        return b"(" + b"".join(b"I%d\n" % v for v in values) + b"t"
-    return (b"ccollections\nOrderedDict\n)R(Vw\n"
-            b"ctorch._utils\n_rebuild_tensor_v2\n("
-            b"(Vstorage\nctorch\nFloatStorage\nV" + key.encode() + b"\nVcpu\nI%d\ntQ" % numel
-            + b"I%d\n" % offset + ints(size) + ints(stride)
-            + b"I00\nccollections\nOrderedDict\n)RtRu.")
-
-
 def test_hand_made_tensor_pickle_is_read_like_torchs(tmp_path):
     raw = np.arange(4, dtype="<f4").tobytes()
     path = torch_like_zip(tmp_path / "ok.pth", tensor_pickle((2, 2), (1, 2)), {"0": raw})
@@ -149,7 +128,7 @@ def test_a_storage_record_of_the_wrong_size_or_missing_is_refused(tmp_path):
     with pytest.raises(WeightFileError, match="holds 12 bytes"):
         numalex.load_weights(short)
     missing = torch_like_zip(tmp_path / "missing.pth", tensor_pickle((4,), (1,)))
-    with pytest.raises(WeightFileError, match="no record 'archive/data/0'"):
+    with pytest.raises(WeightFileError, match="no member 'archive/data/0'"):
         numalex.load_weights(missing)
 
 
@@ -221,3 +200,142 @@ def test_npz_with_an_object_array_is_refused_without_unpickling(tmp_path):
         numalex.load_weights(path)
     assert not marker.exists()
     assert not os.path.exists(tmp_path / "marker")
+
+
+# ---- pickles that attack the reader itself rather than run code ------------------------------
+# Opcodes (protocol 0 unless noted): c GLOBAL, ( MARK, t TUPLE, R REDUCE, Q BINPERSID,
+# pN/gN PUT/GET memo slot N, d DICT, b BUILD, s SETITEM, u SETITEMS, 0 POP, ] EMPTY_LIST,
+# a APPEND, ) EMPTY_TUPLE, \x85 TUPLE1, r LONG_BINPUT (4-byte index), \x82 EXT1.
+
+REBUILD = b"ctorch._utils\n_rebuild_tensor_v2\n("
+STORAGE = b"(Vstorage\nctorch\nFloatStorage\nV0\nVcpu\nI4\ntQ"     # 4 floats: 16 bytes
+NO_HOOKS = b"I00\nccollections\nOrderedDict\n)RtR"                 # requires_grad, hooks; call
+
+
+def layout(offset, size, stride):
+    return (b"I%d\n(" % offset + b"".join(b"I%d\n" % n for n in size) + b"t("
+            + b"".join(b"I%d\n" % s for s in stride) + b"t")
+
+
+def state_dict_of(*entries):
+    return b"ccollections\nOrderedDict\n)R(" + b"".join(entries) + b"u."
+
+
+RECORDS = {"0": np.arange(4, dtype="<f4").tobytes()}
+HOSTILE = {
+    # A stride-0 view t1 claims a million elements of the 16-byte storage; BUILD then
+    # makes t1 the storage's array, and t2 reads 100,000 elements "inside" it: 400 KB
+    # of heap memory (a segfault, or pointers copied into convert's output).
+    "BUILD swaps a storage's array": state_dict_of(
+        b"Vt1\n" + REBUILD + STORAGE + b"p0\n" + layout(0, (10**6,), (0,)) + NO_HOOKS
+        + b"p1\nVt2\n" + REBUILD + b"g0\n(Varray\ng1\ndb" + layout(0, (10**5,), (1,))
+        + NO_HOOKS),
+    # The same BUILD on the storage record before any tensor holds it.
+    "BUILD on a fresh storage record": state_dict_of(
+        b"Vw\n" + REBUILD + STORAGE + b"(Varray\nI1\ndb" + layout(0, (4,), (1,)) + NO_HOOKS),
+    # BUILD on the globals the allow-list hands out (old: changed them for the process).
+    "BUILD on _rebuild_tensor_v2": b"ctorch._utils\n_rebuild_tensor_v2\n(Vx\nI1\ndb0"
+                                   + tensor_pickle((4,), (1,)),
+    "BUILD on FloatStorage": b"ctorch\nFloatStorage\n(Vname\nVDoubleStorage\ndb0"
+                             + tensor_pickle((4,), (1,)),
+    "BUILD on the OrderedDict": tensor_pickle((4,), (1,))[:-1] + b"(Vevil\nI1\ndb.",
+    # A stride-0 view claiming 4 TiB of a 4-byte storage (old: convert filled the disk).
+    "4 TiB stride-0 view": tensor_pickle((2**40,), (0,), numel=1),
+    # A tuple nested 5,000 / 1,000,000 deep as a key (old: RecursionError / C stack crash).
+    "key nested 5,000 deep": b"ccollections\nOrderedDict\n)R)" + b"\x85" * 5000 + b"I1\ns.",
+    "key nested 10**6 deep": b"ccollections\nOrderedDict\n)R)" + b"\x85" * 10**6 + b"I1\ns.",
+    # LONG_BINPUT 2**25: the C unpickler's memo table grows to 512 MiB.
+    "memo index bomb": b"\x80\x02)r\x00\x00\x00\x02.",
+    # 12,000 int keys with one hash (multiples of 2**61 - 1): filling the dict is
+    # quadratic (old: ~10 s of CPU from 300 KB; 100,000 keys would take minutes).
+    "colliding int keys": b"ccollections\nOrderedDict\n)R("
+                          + b"".join(b"L%dL\nN" % (i * (2**61 - 1)) for i in range(12_000))
+                          + b"u.",
+    # The same keys hidden in the pairs of OrderedDict([(k, v), ...]).
+    "OrderedDict from pairs": b"ccollections\nOrderedDict\n(((Vw\nI1\ntltR.",
+}
+HOSTILE_RECORDS = {"4 TiB stride-0 view": {"0": b"\0" * 4}}
+
+
+@pytest.fixture(scope="module")
+def hostile_results(tmp_path_factory):
+    """{name: result} of loading each HOSTILE pickle (in a zip like torch.save's)
+    in one child process under limits."""
+    pytest.importorskip("resource", reason="the child's limits need POSIX")
+    from load_in_child import load_all
+    from weight_files import small_files
+    folder = tmp_path_factory.mktemp("hostile")
+    paths = []
+    for i, (name, data) in enumerate(HOSTILE.items()):
+        paths.append(torch_like_zip(folder / f"hostile{i}.pth", data,
+                                    HOSTILE_RECORDS.get(name, RECORDS)))
+    results = load_all(paths, folder / "out", warm_up=small_files(folder).values())
+    return dict(zip(HOSTILE, results))
+
+
+@pytest.mark.parametrize("name, needle", [
+    ("BUILD swaps a storage's array", "BUILD"),
+    ("BUILD on a fresh storage record", "BUILD"),
+    ("BUILD on _rebuild_tensor_v2", "BUILD"),
+    ("BUILD on FloatStorage", "BUILD"),
+    ("BUILD on the OrderedDict", "_metadata"),
+    ("4 TiB stride-0 view", "claims"),
+    ("key nested 5,000 deep", "nested more than 64 deep"),
+    ("key nested 10**6 deep", "nested more than 64 deep"),
+    ("memo index bomb", "memo slots must be filled in order"),
+    ("colliding int keys", "that are not strings"),
+    ("OrderedDict from pairs", "from arguments"),
+])
+def test_a_pickle_that_attacks_the_reader_is_refused_cheaply(hostile_results, name, needle):
+    from load_in_child import memory_rises
+    result = hostile_results[name]
+    assert (result["outcome"], result["error"]) == ("refused", "WeightFileError"), result
+    assert needle in result["message"] and "hostile" in result["message"]
+    assert result["leftovers"] == []                       # convert would write nothing
+    rises = dict((r["source"], kib) for r, kib in memory_rises(hostile_results.values()))
+    assert rises.get(result["source"], 0) < 32 * 1024, "the load took over 32 MiB"
+
+
+@pytest.fixture
+def exec_as_extension_code():
+    """builtins.exec registered as copyreg extension code 0x7E, and (warm) already
+    in the cache that the C unpickler consults before calling find_class."""
+    import copyreg
+    copyreg.add_extension("builtins", "exec", 0x7E)
+    try:
+        yield copyreg._extension_cache
+    finally:
+        copyreg.remove_extension("builtins", "exec", 0x7E)
+
+
+@pytest.mark.parametrize("warm", [True, False])
+def test_ext_opcodes_are_refused_before_unpickling(tmp_path, exec_as_extension_code, warm):
+    marker = tmp_path / "marker"
+    if warm:
+        exec_as_extension_code[0x7E] = exec
+    data = b"\x80\x02\x82\x7e(V" + touch_code(marker).encode() + b"\ntR."
+    pickle.loads(data)
+    assert marker.exists(), "the payload must be live under plain pickle"
+    marker.unlink()
+    path = torch_like_zip(tmp_path / "ext.pth", data)
+    with pytest.raises(WeightFileError, match="EXT1 opcode"):
+        numalex.load_weights(path)
+    assert not marker.exists()
+
+
+def test_nesting_by_filling_a_list_after_nesting_it_is_caught():
+    """L0.append(L1), then L1.append(L2) ...: each step is one deep, the result is
+    n deep. The scan refuses changing a list that is already inside another;
+    built bottom-up, the same chain is refused for its depth alone."""
+    from numalex.weights.pickle_scan import scan_pickle
+
+    def chain(n, top_down):
+        steps = range(n - 1) if top_down else range(n - 2, -1, -1)
+        return (b"".join(b"]p%d\n0" % i for i in range(n))
+                + b"".join(b"g%d\ng%d\na0" % (i, i + 1) for i in steps) + b"g0\n.")
+    assert isinstance(pickle.loads(chain(100, top_down=True)), list)
+    with pytest.raises(WeightFileError, match="already inside another"):
+        scan_pickle(chain(100, top_down=True))
+    with pytest.raises(WeightFileError, match="nested more than 64 deep"):
+        scan_pickle(chain(100, top_down=False))
+    scan_pickle(chain(30, top_down=False))

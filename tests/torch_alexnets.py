@@ -10,19 +10,21 @@ import torch
 nn = torch.nn
 
 
-def torchvision_alexnet():
-    """torchvision.models.alexnet, written out (torchvision is not installed)."""
+def torchvision_alexnet(channels=(64, 192, 384, 256, 256), hidden=4096, num_classes=1000):
+    """torchvision.models.alexnet, written out (torchvision is not installed);
+    other widths give a smaller net of the same layout."""
+    c = channels
     model = nn.Module()
     model.features = nn.Sequential(
-        nn.Conv2d(3, 64, 11, 4, 2), nn.ReLU(), nn.MaxPool2d(3, 2),
-        nn.Conv2d(64, 192, 5, padding=2), nn.ReLU(), nn.MaxPool2d(3, 2),
-        nn.Conv2d(192, 384, 3, padding=1), nn.ReLU(),
-        nn.Conv2d(384, 256, 3, padding=1), nn.ReLU(),
-        nn.Conv2d(256, 256, 3, padding=1), nn.ReLU(), nn.MaxPool2d(3, 2))
+        nn.Conv2d(3, c[0], 11, 4, 2), nn.ReLU(), nn.MaxPool2d(3, 2),
+        nn.Conv2d(c[0], c[1], 5, padding=2), nn.ReLU(), nn.MaxPool2d(3, 2),
+        nn.Conv2d(c[1], c[2], 3, padding=1), nn.ReLU(),
+        nn.Conv2d(c[2], c[3], 3, padding=1), nn.ReLU(),
+        nn.Conv2d(c[3], c[4], 3, padding=1), nn.ReLU(), nn.MaxPool2d(3, 2))
     model.avgpool = nn.AdaptiveAvgPool2d(6)
     model.classifier = nn.Sequential(
-        nn.Dropout(), nn.Linear(9216, 4096), nn.ReLU(), nn.Dropout(),
-        nn.Linear(4096, 4096), nn.ReLU(), nn.Linear(4096, 1000))
+        nn.Dropout(), nn.Linear(c[4] * 36, hidden), nn.ReLU(), nn.Dropout(),
+        nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, num_classes))
     model.forward = lambda x: model.classifier(torch.flatten(model.avgpool(model.features(x)), 1))
     return model
 

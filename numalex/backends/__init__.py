@@ -9,6 +9,20 @@ The contract (NCHW float32 in, NCHW float32 out)::
     relu(x)
     linear(x, w, b)
 
+and their backward passes (``OP_backward(dy, *the forward's own arguments)``
+returns the gradients of the forward's array arguments; see
+numalex/backends/numpy_backward.py)::
+
+    conv2d_backward(dy, x, w, b, stride=1, padding=0, groups=1, dilation=1) -> (dx, dw, db)
+        (a backend may also take need_dx=False, then dx is None: numalex.backprop
+        uses it for a network's first layer)
+    linear_backward(dy, x, w, b) -> (dx, dw, db)
+    max_pool2d_backward(dy, x, kernel, stride, padding=0, ceil_mode=False) -> dx
+    adaptive_avg_pool2d_backward(dy, x, out_hw) -> dx
+    lrn_backward(dy, x, size, alpha, beta, k) -> dx
+    relu_backward(dy, x) -> dx
+    dropout(x, p, rng) -> (y, mask);  dropout_backward(dy, mask, p) -> dx
+
 plus the plumbing a forward pass needs: ``to_backend(host_array)``,
 ``to_numpy(array)``, ``prepare_params(dict)`` (weights as the backend keeps
 them, e.g. uploaded once to a GPU) and ``synchronize()`` (for timings).
@@ -29,7 +43,18 @@ from __future__ import annotations
 
 import importlib
 
+import numpy as np
+
 MODULES = {"numpy": "numpy_ref", "numba": "numba_cpu", "cuda": "numba_cuda"}
+
+
+# How far two backends' logits may differ: float32 sums in another order.
+TOLERANCE = 1e-4
+
+
+def relative_error(y, ref) -> float:
+    """max |y - ref| / max |ref|: how far y is from ref, as a fraction of ref's scale."""
+    return float(np.abs(y - ref).max() / max(float(np.abs(ref).max()), 1e-30))
 
 
 class BackendUnavailable(RuntimeError):

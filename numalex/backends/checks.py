@@ -1,29 +1,39 @@
 """Argument checks shared by every backend, so all three refuse the same calls
 with the same words.
 
-They look only at shapes and hyper-parameters (never at data), so they work
-on NumPy arrays and CUDA device arrays alike, and they run before any
-kernel: a compiled kernel does no bounds checks, so a wrong shape must never
-reach one. Each returns the output shape, computed by numalex.shapes.
+They look only at shapes, dtypes and hyper-parameters (never at data), so
+they work on NumPy arrays and CUDA device arrays alike, and they run before
+any kernel: a compiled kernel does no bounds checks, so a wrong shape must
+never reach one. Each *_shape function returns the output shape, computed by
+numalex.shapes. An empty batch is a valid shape: every op then returns an
+empty output of the right shape, as PyTorch does.
 """
 from __future__ import annotations
 
-import operator
+import numbers
 
-from ..shapes import ShapeError, check_pool_padding, conv_output_size
+import numpy as np
+
+from ..shapes import ShapeError, _check_int, check_pool_padding, conv_output_size
+
+
+def float32_array(value, op: str, what: str) -> np.ndarray:
+    """A host argument as a float32 C-contiguous array (a copy only if needed).
+
+    Floating-point arrays of any precision are converted; anything else is
+    refused with a TypeError: integer arrays too, since uint8 pixels (0..255)
+    passed by mistake would run, unnormalised, without a word."""
+    if not isinstance(value, np.ndarray):
+        raise TypeError(f"{op}: {what} must be a NumPy array, got {type(value).__name__}")
+    if not np.issubdtype(value.dtype, np.floating):
+        raise TypeError(f"{op}: {what} must be floating point (float32), got {value.dtype}")
+    return np.ascontiguousarray(value, dtype=np.float32)
 
 
 def positive_int(value, what: str) -> int:
-    """`value` as an int >= 1 (NumPy integers welcome), or TypeError/ValueError."""
-    if isinstance(value, bool):
-        raise TypeError(f"{what} must be an integer, got {value!r}")
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{what} must be an integer, got {value!r}") from None
-    if value < 1:
-        raise ValueError(f"{what} must be >= 1, got {value}")
-    return value
+    """`value` as an int >= 1 (NumPy integers welcome), or TypeError/ValueError:
+    the check numalex.shapes makes of every hyper-parameter."""
+    return _check_int(what, value, 1)
 
 
 def _axes(op: str, what: str, shape: tuple, layout: str) -> tuple:
@@ -84,3 +94,20 @@ def linear_shape(x_shape, w_shape, b_shape) -> tuple:
     if tuple(b_shape) != (out_features,):
         raise ShapeError(f"linear: bias must have shape ({out_features},), got {tuple(b_shape)}")
     return (n, out_features)
+
+
+def gradient_shape(op: str, dy_shape, out_shape) -> None:
+    """A backward op's incoming gradient dy must have its forward's output shape."""
+    if tuple(dy_shape) != tuple(out_shape):
+        raise ShapeError(f"{op}_backward: dy must have the shape of {op}'s output, "
+                         f"{tuple(out_shape)}, got {tuple(dy_shape)}")
+
+
+def dropout_probability(p) -> float:
+    """Dropout's p as a float in [0, 1)."""
+    if isinstance(p, bool) or not isinstance(p, numbers.Real):
+        raise TypeError(f"dropout: p must be a number in [0, 1), got {p!r}")
+    if not 0 <= p < 1:
+        raise ValueError(f"dropout: p must be in [0, 1), got {p}: p = 1 would drop every "
+                         f"value and leave nothing to scale")
+    return float(p)

@@ -77,6 +77,47 @@ class GemmTiles:
         return grid, (self.n, self.m)
 
 
+@cuda.jit(device=True)
+def im2col_value(x, c_base, k, p, out_h, out_w, stride, padding, dilation, kh, kw):
+    """X[k, p] of the im2col matrix, read straight from x: (N, C, H, W).
+
+    k = (c, u, v) picks input channel c_base + c and kernel tap (u, v); p = (n,
+    i, j) picks image n and output pixel (i, j). Taps that fall in the padding
+    read 0. Callers keep k < K and p < P. Six divisions and remainders per
+    element: versions 2 and 3 of the ladder pay them inside the K loop,
+    version 4 hoists them out (cuda_gemm_blocked.py).
+    """
+    _, _, height, width = x.shape
+    ci = k // (kh * kw)
+    u = (k // kw) % kh
+    v = k % kw
+    n = p // (out_h * out_w)
+    i = (p // out_w) % out_h
+    j = p % out_w
+    hi = i * stride - padding + u * dilation
+    wi = j * stride - padding + v * dilation
+    if 0 <= hi < height and 0 <= wi < width:
+        return x[n, c_base + ci, hi, wi]
+    return float32(0.0)
+
+
+@cuda.jit(device=True)
+def gather_x_tile(x_tile, x, c_base, k0, p0, depth, cols, out_h, out_w, stride, padding,
+                  dilation, kh, kw, tid, threads):
+    """Fill x_tile: (tile_k, tile_n) with X[k0:k0+tile_k, p0:p0+tile_n], zeros past
+    the ends. The block's `threads` threads share the work; consecutive threads
+    take consecutive pixels (neighbouring columns of x: coalesced reads)."""
+    tile_k, tile_n = x_tile.shape
+    for idx in range(tid, tile_k * tile_n, threads):
+        r = idx // tile_n
+        c = idx % tile_n
+        value = float32(0.0)
+        if k0 + r < depth and p0 + c < cols:
+            value = im2col_value(x, c_base, k0 + r, p0 + c, out_h, out_w,
+                                 stride, padding, dilation, kh, kw)
+        x_tile[r, c] = value
+
+
 @lru_cache(maxsize=None)
 def implicit_gemm_kernel(tiles: GemmTiles):
     """The conv kernel for one tile configuration (shared-memory tile shapes
@@ -94,7 +135,7 @@ def implicit_gemm_kernel(tiles: GemmTiles):
     def conv_gemm(x, w2d, b, y, stride, padding, dilation, kh, kw, relu):
         w_tile = cuda.shared.array((tile_m, tile_k), float32)   # W[m0:m0+tm, k0:k0+tk]
         x_tile = cuda.shared.array((tile_k, tile_n), float32)   # X[k0:k0+tk, p0:p0+tn]
-        n_img, channels, height, width = x.shape
+        n_img, channels, _, _ = x.shape
         _, out_ch, out_h, out_w = y.shape
         rows = out_ch // cuda.gridDim.z                  # M: output channels per group
         depth = w2d.shape[1]                             # K = C/groups * kh * kw
@@ -117,25 +158,8 @@ def implicit_gemm_kernel(tiles: GemmTiles):
                 if m0 + r < rows and k0 + c < depth:
                     value = w2d[group * rows + m0 + r, k0 + c]
                 w_tile[r, c] = value
-            # X tile, gathered from x: consecutive threads take consecutive pixels.
-            for idx in range(tid, tile_k * tile_n, threads):
-                r = idx // tile_n
-                c = idx % tile_n
-                value = float32(0.0)
-                k = k0 + r
-                p = p0 + c
-                if k < depth and p < cols:
-                    ci = k // (kh * kw)
-                    u = (k // kw) % kh
-                    v = k % kw
-                    n = p // (out_h * out_w)
-                    i = (p // out_w) % out_h
-                    j = p % out_w
-                    hi = i * stride - padding + u * dilation
-                    wi = j * stride - padding + v * dilation
-                    if 0 <= hi < height and 0 <= wi < width:
-                        value = x[n, c_base + ci, hi, wi]
-                x_tile[r, c] = value
+            gather_x_tile(x_tile, x, c_base, k0, p0, depth, cols, out_h, out_w,
+                          stride, padding, dilation, kh, kw, tid, threads)
             cuda.syncthreads()
             for kk in range(tile_k):
                 acc += w_tile[ty, kk] * x_tile[kk, tx]

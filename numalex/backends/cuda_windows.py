@@ -42,26 +42,41 @@ def relu_kernel(x, y):
         y[idx] = max(x[idx], float32(0.0))
 
 
+@cuda.jit(device=True)
+def window_first_max(x, n, c, i, j, kernel, stride, padding):
+    """(row, column) of the first maximum of max-pool window (i, j) of x[n, c]
+    in row-major order; a NaN counts as the maximum (the first NaN wins), as
+    in NumPy and PyTorch.
+
+    The window starts at row i*stride - padding; the part of it outside the
+    input (padding, or the overhang of a ceil-mode window) is skipped, which
+    is the same as padding with -inf. The output size guarantees that every
+    window keeps at least one input pixel.
+    """
+    _, _, height, width = x.shape
+    h0 = max(i * stride - padding, 0)
+    w0 = max(j * stride - padding, 0)
+    best_h, best_w = h0, w0
+    best = x[n, c, h0, w0]
+    for hi in range(h0, min(i * stride - padding + kernel, height)):
+        for wi in range(w0, min(j * stride - padding + kernel, width)):
+            value = x[n, c, hi, wi]
+            if value > best or (value != value and best == best):
+                best, best_h, best_w = value, hi, wi
+    return best_h, best_w
+
+
 @cuda.jit
 def max_pool_kernel(x, y, kernel, stride, padding):
-    """x: (N, C, H, W) -> y: (N, C, Ho, Wo), Ho and Wo chosen by the caller.
-
-    The window of output (i, j) starts at row i*stride - padding; the part of
-    it outside the input (padding, or the overhang of a ceil-mode window) is
-    skipped, which is the same as padding with -inf.
+    """x: (N, C, H, W) -> y: (N, C, Ho, Wo), Ho and Wo chosen by the caller:
+    the maximum of each window (window_first_max), NaN if the window holds one.
     """
     idx = cuda.grid(1)
-    _, _, height, width = x.shape
     _, channels, out_h, out_w = y.shape
     if idx < y.size:
         n, c, i, j = nchw_index(idx, channels, out_h, out_w)
-        h0 = i * stride - padding
-        w0 = j * stride - padding
-        best = float32(-math.inf)
-        for hi in range(max(h0, 0), min(h0 + kernel, height)):
-            for wi in range(max(w0, 0), min(w0 + kernel, width)):
-                best = max(best, x[n, c, hi, wi])
-        y[n, c, i, j] = best
+        hi, wi = window_first_max(x, n, c, i, j, kernel, stride, padding)
+        y[n, c, i, j] = x[n, c, hi, wi]
 
 
 @cuda.jit

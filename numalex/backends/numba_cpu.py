@@ -41,6 +41,9 @@ import numpy as np
 from ..kernels import blas, ladder, linear as linear_kernels, pointwise, pooling
 from ..shapes import adaptive_bins
 from . import checks
+from .numba_backward import (adaptive_avg_pool2d_backward, conv2d_backward,  # noqa: F401
+                             dropout, dropout_backward, linear_backward, lrn_backward,
+                             max_pool2d_backward, relu_backward)
 
 name = "numba"
 FUSES_RELU = True      # conv2d and linear take relu=True (see Model._plan)
@@ -88,19 +91,17 @@ def synchronize() -> None:
 
 
 # ---- arguments ------------------------------------------------------------
-def _float32(value, op: str, what: str, channels_last_ok: bool = False) -> np.ndarray:
-    """`value` as a float32 C-contiguous array, or a clear TypeError. Shapes
-    are checked by numalex.backends.checks, the same for every backend.
-    channels_last_ok: also take as it is a float32 (N, C, H, W) view of
-    channels-last memory, as the Winograd convolutions return it."""
-    if not isinstance(value, np.ndarray):
-        raise TypeError(f"{op}: {what} must be a NumPy array, got {type(value).__name__}")
-    if not np.issubdtype(value.dtype, np.floating):
-        raise TypeError(f"{op}: {what} must be floating point (float32), got {value.dtype}")
-    if (channels_last_ok and value.dtype == np.float32 and value.ndim == 4
-            and value.transpose(0, 2, 3, 1).flags.c_contiguous):
-        return value
-    return np.ascontiguousarray(value, dtype=np.float32)
+_float32 = checks.float32_array         # the same dtype checks on every backend
+
+
+def _conv_input(x) -> np.ndarray:
+    """conv2d's input as _float32 makes it, except that a float32 (N, C, H, W)
+    view of channels-last memory, as the Winograd convolutions return it,
+    is taken as it is (no transpose back to NCHW)."""
+    if (isinstance(x, np.ndarray) and x.dtype == np.float32 and x.ndim == 4
+            and x.transpose(0, 2, 3, 1).flags.c_contiguous):
+        return x
+    return _float32(x, "conv2d", "input x")
 
 
 # ---- the contract ---------------------------------------------------------
@@ -116,12 +117,14 @@ def conv2d(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=False, pool=
     others in a second call.
     """
     transforms = getattr(w, "transforms", None)           # a PreparedWeight's cache
-    x = _float32(x, "conv2d", "input x", channels_last_ok=True)
+    x = _conv_input(x)
     w, b = _float32(w, "conv2d", "weight"), _float32(b, "conv2d", "bias")
     out_shape = checks.conv2d_shape(x.shape, w.shape, b.shape, stride, padding, groups,
                                     dilation)
     if pool is not None:
-        checks.max_pool2d_shape(out_shape, *pool)
+        out_shape = checks.max_pool2d_shape(out_shape, *pool)
+    if x.shape[0] == 0:
+        return np.empty(out_shape, dtype=np.float32)      # as PyTorch: an empty batch out
     version = ladder.choose(w.shape[2:], stride, dilation, x.shape[0])
     extra = {}
     if version in ladder.TRANSFORMS and transforms is not None:
@@ -183,6 +186,8 @@ def linear(x, w, b, relu=False):
                ((x, "input x"), (w, "weight"), (b, "bias")))
     checks.linear_shape(x.shape, w.shape, b.shape)
     y = np.empty((x.shape[0], w.shape[0]), dtype=np.float32)
+    if x.shape[0] == 0:
+        return y
     if x.shape[0] in STREAMING_BATCHES:
         linear_kernels.linear_streaming(x, w, b, y)
         if relu:

@@ -7,13 +7,15 @@ arrays, ``to_numpy`` copies the logits back once. ``prepare_params`` uploads
 the weights; the Model keeps the result, so weights cross the bus once per
 model, not once per forward.
 
-    conv2d, linear           shared-memory tiled implicit GEMM (cuda_gemm.py)
+    conv2d, linear           implicit GEMM, the version cuda_ladder.choose picks:
+                             register-blocked (cuda_gemm_blocked.py) for large
+                             layers, shared-memory tiles (cuda_gemm.py) for small
     relu, max_pool2d,        one thread per output element (cuda_windows.py)
     adaptive_avg_pool2d, lrn
+    OP_backward, dropout     one thread per gradient element (cuda_backward.py)
 
-Launch shapes are arguments, never frozen: ``tiles=GemmTiles(m, n, k)`` for
-the GEMM (default: DEFAULT_TILES fitted to the problem) and ``threads=`` for
-the others. conv2d and linear take ``relu=True`` to fuse the ReLU into
+Launch shapes are arguments, never frozen: ``version=`` and ``tiles=`` for
+the GEMM (default: cuda_ladder.choose) and ``threads=`` for the others. conv2d and linear take ``relu=True`` to fuse the ReLU into
 their epilogue.
 
 Without a GPU, the kernels run in Numba's CUDA simulator when
@@ -61,20 +63,26 @@ def _import_cuda():
 
 cuda = _import_cuda()
 
-from .cuda_gemm import GemmTiles, implicit_gemm_kernel  # noqa: E402
+from . import cuda_ladder as ladder  # noqa: E402
+from .cuda_gemm import GemmTiles  # noqa: E402
+from .cuda_gemm_blocked import BlockedTiles  # noqa: E402,F401  (for callers' tiles=)
 from .cuda_windows import (adaptive_avg_kernel, blocks, lrn_kernel,  # noqa: E402
                            max_pool_kernel, relu_kernel)
+from .cuda_backward import (adaptive_avg_pool2d_backward, conv2d_backward,  # noqa: E402,F401
+                            dropout, dropout_backward, linear_backward, lrn_backward,
+                            max_pool2d_backward, relu_backward)
 
-DEFAULT_TILES = GemmTiles(16, 16, 32)    # fitted to each problem unless tiles= is given
 DEFAULT_THREADS = 256                    # block size of the one-thread-per-output kernels
 
 
 def is_simulator() -> bool:
     """True when the kernels run in Numba's CUDA simulator, not on a GPU.
 
-    The simulator runs every GPU thread as a Python thread, at roughly 5-10
-    microseconds per multiply-add: seconds for a small net (width 1/16,
-    67x67), hours for a full-size AlexNet forward. Timings there mean nothing.
+    The simulator runs every GPU thread as a Python thread, at some 5 to 50
+    microseconds per multiply-add (the more the machine is loaded, the
+    slower; numalex.commands.run keeps its measurements): seconds for a small
+    net (width 1/16, 67x67), hours for a full-size AlexNet forward. Timings
+    there mean nothing.
     """
     return bool(cuda.config.ENABLE_CUDASIM)
 
@@ -125,32 +133,37 @@ def timed(run, *args):
 
 def _device(a, op: str, what: str):
     """`a` as a float32 device array, or a clear error (shapes: see checks.py)."""
-    a = to_backend(a)
+    a = a if _on_device(a) else cuda.to_device(checks.float32_array(a, op, what))
     if a.dtype != np.float32:
         raise TypeError(f"{op}: {what} must be float32, got {a.dtype}")
     return a
 
 
 # ---- ops --------------------------------------------------------------------
-def conv2d(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=False, tiles=None):
-    """Cross-correlation as a tiled implicit GEMM, one launch for all groups.
+def conv2d(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=False, tiles=None,
+           version=None):
+    """Cross-correlation by one rung of the ladder in cuda_ladder.py, one launch
+    for all groups.
 
     x: (N, C, H, W), w: (O, C/groups, kh, kw), b: (O,) -> (N, O, Ho, Wo).
-    relu=True applies max(y, 0) in the same kernel. tiles: a GemmTiles, or
-    None for DEFAULT_TILES fitted to M = O/groups rows by P = N*Ho*Wo columns.
+    relu=True applies max(y, 0) in the same kernel. version: 1-5, or None for
+    cuda_ladder.choose_conv's pick for this shape; tiles: that version's tile
+    sizes (GemmTiles for 2, BlockedTiles for 3 and 4), or None for its
+    default. A GemmTiles alone selects version 2.
     """
     x, w, b = (_device(a, "conv2d", what) for a, what in
                ((x, "input x"), (w, "weight"), (b, "bias")))
     n, out_ch, out_h, out_w = checks.conv2d_shape(x.shape, w.shape, b.shape, stride, padding,
                                                   groups, dilation)
-    _, c_per_group, kh, kw = w.shape
     y = cuda.device_array((n, out_ch, out_h, out_w), dtype=np.float32)
     rows, cols = out_ch // groups, n * out_h * out_w
-    tiles = DEFAULT_TILES.fit(rows, cols) if tiles is None else tiles
-    grid, block = tiles.launch(rows, cols, groups)
-    implicit_gemm_kernel(tiles)[grid, block](
-        x, w.reshape(out_ch, c_per_group * kh * kw), b, y,
-        stride, padding, dilation, kh, kw, relu)
+    if version is None and tiles is None:
+        version, tiles = ladder.choose_conv(w.shape, stride, dilation, groups, cols)
+    elif version is None:
+        version = 2 if isinstance(tiles, GemmTiles) else 4
+    if tiles is None:
+        tiles = ladder.default_tiles(version, rows, cols)
+    ladder.run(version, tiles, x, w, b, y, stride, padding, groups, dilation, relu)
     return y
 
 

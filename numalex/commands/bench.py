@@ -32,11 +32,10 @@ import tempfile
 import numpy as np
 
 from ..alexnet import alexnet, canonical_variant
+from ..backends import TOLERANCE, relative_error
 from ..progress import progress
 from . import bench_process
 from .bench_process import RunnerSpec
-
-TOLERANCE = 1e-4
 
 
 def macs_per_image(model) -> int:
@@ -202,7 +201,7 @@ def compile_seconds() -> dict[str, tuple[float, float]]:
 def validate(specs, model, folder, reference: str) -> dict:
     """{runner: relative error of its logits against the reference runner's}."""
     logits = bench_process.outputs(specs, model.variant, model.input_shape, folder)
-    return {name: bench_process.relative_error(y, logits[reference])
+    return {name: relative_error(y, logits[reference])
             for name, y in logits.items() if name != reference}
 
 

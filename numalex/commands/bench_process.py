@@ -167,11 +167,6 @@ def in_fresh_process(spec: RunnerSpec, variant: str, input_shape, folder: str,
 
 
 # ---- the parent: validation and alternating rounds -----------------------------
-def relative_error(y, ref) -> float:
-    """max |y - ref| / max |ref|."""
-    return float(np.abs(y - ref).max() / max(float(np.abs(ref).max()), 1e-30))
-
-
 def outputs(specs, variant, input_shape, folder, batch=2, seed=1) -> dict:
     """{runner: its logits for `batch` seeded images}, each from a fresh process."""
     task = {"kind": "outputs", "batch": batch, "seed": seed}

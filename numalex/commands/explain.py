@@ -10,7 +10,9 @@ def register(sub) -> None:
         description="Work out AlexNet's input-size story from the layer specs: conv1's "
                     "output-size arithmetic at each SIZE and which input rows it leaves "
                     "unused, what torchvision (padding 2) and Caffe (227) did, what Caffe's "
-                    "ceil-mode pooling does at 224, and the parameter totals of the variants.",
+                    "ceil-mode pooling does at 224, the parameter totals of the variants, and the "
+                    "formula run backwards: which input sizes collapse onto the same conv1 "
+                    "output, and which input rows get no gradient.",
         epilog="examples: numalex explain | numalex explain 224 227 231")
     p.add_argument("sizes", nargs="*", type=int, metavar="SIZE",
                    help="input sizes to work conv1 out for (default: 224 227)")

@@ -7,13 +7,22 @@ prints a per-layer table of times. Exit status 1 on any mismatch.
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from .. import backends
-from ..alexnet import DESCRIPTIONS, NATIVE_INPUT, alexnet, canonical_variant
+from ..alexnet import DESCRIPTIONS, NATIVE_INPUT, alexnet, variant_option
+from ..jit_notice import compile_notice
 from ..progress import progress
+from ..summary import summary
 
-TOLERANCE = 1e-4   # max |y - ref| / max |ref| allowed between backends
+GB = 10 ** 9
+# The CUDA simulator runs every GPU thread as a Python thread. Small AlexNets
+# (width 1/16 at 67x67, width 1/32 bvlc at 227) took 34-47 us per multiply-add
+# on 2 CPU cores; this lower figure keeps the estimate on the short side.
+SIMULATOR_SECONDS_PER_MAC = 2e-5
+SIMULATOR_LIMIT_S = 60        # longer than this in the simulator needs --force
 
 
 def register(sub) -> None:
@@ -24,7 +33,7 @@ def register(sub) -> None:
                     "floor((n + 2p - k)/s) + 1, compare the logits with the NumPy reference, "
                     "and print per-layer times. Exits 1 if any shape or value disagrees.",
         epilog="examples: numalex run | numalex run --variant caffe --backend numba --batch 8")
-    p.add_argument("--variant", action="append", metavar="V",
+    p.add_argument("--variant", action="append", metavar="V", type=variant_option,
                    help="torchvision, original or bvlc (repeatable; default: all three)")
     p.add_argument("--backend", action="append", metavar="B",
                    help="numpy, numba or cuda (repeatable; default: every available one)")
@@ -32,6 +41,9 @@ def register(sub) -> None:
     p.add_argument("--width", type=float, default=1.0,
                    help="scale every conv and fc width (default 1: the real networks)")
     p.add_argument("--seed", type=int, default=0, help="seed for weights and input")
+    p.add_argument("--force", action="store_true",
+                   help="run --backend cuda in the CUDA simulator even when the estimate "
+                        "says it takes more than a minute")
     p.set_defaults(func=run)
 
 
@@ -42,10 +54,11 @@ def _choose_backends(requested) -> tuple[list[str], list[str]]:
     for name in names:
         try:
             module = backends.get(name)
-        except backends.BackendUnavailable as err:
+        except backends.BackendUnavailable:
             if requested:
                 raise
-            skipped.append(f"{name}: {err}")
+            skipped.append(f"{name}: not available here (`numalex run --backend {name}` "
+                           f"says what it needs)")
             continue
         if not requested and getattr(module, "is_simulator", lambda: False)():
             skipped.append(f"{name}: only the CUDA simulator is here; a full-size forward "
@@ -57,8 +70,56 @@ def _choose_backends(requested) -> tuple[list[str], list[str]]:
     return chosen, skipped
 
 
-def _relative_error(y, ref) -> float:
-    return float(np.abs(y - ref).max() / max(np.abs(ref).max(), 1e-30))
+def available_memory() -> int | None:
+    """Bytes of memory free for a new allocation: Linux's MemAvailable, else the
+    machine's physical memory, else None (unknown)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _check_memory(variant, table, batch) -> None:
+    """ValueError before any allocation if a forward of `batch` images cannot fit."""
+    need, available = table.forward_bytes(batch), available_memory()
+    if available is None or need <= available:
+        return
+    per_image = table.forward_bytes(2) - table.forward_bytes(1)
+    weights = table.forward_bytes(0)
+    fits = max(0, (available - weights) // per_image)
+    advice = (f"by this estimate at most --batch {fits} fits" if fits else
+              "not even one image fits; free some memory or use a smaller --width")
+    raise ValueError(f"--batch {batch} needs about {need / GB:.1f} GB for {variant} "
+                     f"({per_image / 1e6:.1f} MB per image for its input and activations, "
+                     f"plus {weights / 1e6:.0f} MB of weights), but about "
+                     f"{available / GB:.1f} GB is available; {advice}")
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} hours" if seconds >= 3600 else f"{seconds / 60:.0f} minutes"
+
+
+def _check_simulator_time(variant, table, args) -> None:
+    """ValueError (a warning with --force) when the CUDA simulator would take too long."""
+    passes = 1 + 2 * args.batch       # a warm-up image, a traced batch, a forward batch
+    seconds = table.total_macs * passes * SIMULATOR_SECONDS_PER_MAC
+    if seconds <= SIMULATOR_LIMIT_S:
+        return
+    story = (f"backend 'cuda' runs in Numba's CUDA simulator here (no GPU), one Python "
+             f"thread per GPU thread: {variant} at --width {args.width:g} is "
+             f"{table.total_macs:,} multiply-adds per image, {passes} images in all, "
+             f"about {_duration(seconds)}")
+    if not args.force:
+        raise ValueError(f"{story}. Try a smaller --width, or pass --force to run it "
+                         f"anyway")
+    print(f"   warning: {story}; running anyway (--force)")
 
 
 def _run_variant(variant, names, args) -> bool:
@@ -90,24 +151,30 @@ def _run_variant(variant, names, args) -> bool:
     totals = "".join(f"{sum(r.seconds for r in traces[n]) * 1e3:>11.2f}" for n in names)
     print(f"   {'total':<65}{totals}")
     for name in names[1:]:
-        err = _relative_error(logits[name], logits["numpy"])
-        good = err <= TOLERANCE
+        err = backends.relative_error(logits[name], logits["numpy"])
+        good = err <= backends.TOLERANCE
         ok &= good
         print(f"   logits {name} vs numpy: max relative error {err:.2e} "
-              f"({'ok' if good else 'TOO LARGE'}, tolerance {TOLERANCE:g})")
+              f"({'ok' if good else 'TOO LARGE'}, tolerance {backends.TOLERANCE:g})")
     return ok
 
 
 def run(args) -> int:
     if args.batch < 1:
         raise ValueError(f"--batch must be at least 1, got {args.batch}")
-    variants = [canonical_variant(v) for v in (args.variant or ["torchvision", "original",
-                                                                 "bvlc"])]
+    variants = args.variant or ["torchvision", "original", "bvlc"]
     names, skipped = _choose_backends(args.backend)
+    simulated = "cuda" in names and backends.get("cuda").is_simulator()
+    for variant in variants:                   # before any work, from the layer specs
+        table = summary(alexnet(variant, width=args.width))
+        _check_memory(variant, table, args.batch)
+        if simulated:
+            _check_simulator_time(variant, table, args)
     print(f"numalex run: {len(variants)} variant(s) on backend(s) {', '.join(names)}")
     for note in skipped:
         print(f"   skipped {note}")
-    results = [_run_variant(v, names, args) for v in variants]
+    with compile_notice():                     # says so once if Numba compiles
+        results = [_run_variant(v, names, args) for v in variants]
     failed = [v for v, good in zip(variants, results) if not good]
     print()
     if failed:

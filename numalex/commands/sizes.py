@@ -1,6 +1,7 @@
 """`numalex sizes VARIANT`: which square input sizes run, and which tile exactly."""
 from __future__ import annotations
 
+from ..alexnet import variant_option
 from ..sizes import size_report
 
 
@@ -12,7 +13,8 @@ def register(sub) -> None:
                     "the sizes whose conv trunk ends at 6x6 by itself (the adaptive pool does "
                     "no work), and the sizes every window layer tiles exactly.",
         epilog="examples: numalex sizes torchvision | numalex sizes caffe --min 200 --max 260")
-    p.add_argument("variant", help="torchvision (224), original (227) or bvlc (caffe)")
+    p.add_argument("variant", type=variant_option,
+                   help="torchvision (224), original (227) or bvlc (caffe)")
     p.add_argument("--min", type=int, default=1, dest="min_size", help="smallest size (1)")
     p.add_argument("--max", type=int, default=512, dest="max_size", help="largest size (512)")
     p.set_defaults(func=run)

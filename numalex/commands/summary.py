@@ -5,7 +5,9 @@ import csv
 import json
 import sys
 
-from ..alexnet import alexnet
+from ..alexnet import alexnet, variant_option
+from ..shapes import ShapeError
+from ..sizes import smallest_input
 from ..summary import summary
 
 
@@ -18,7 +20,8 @@ def register(sub) -> None:
                     "computed from the layer specs.",
         epilog="examples: numalex summary torchvision | numalex summary caffe --input-size 224 "
                "| numalex summary 227 --json")
-    p.add_argument("variant", help="torchvision (224), original (227) or bvlc (caffe)")
+    p.add_argument("variant", type=variant_option,
+                   help="torchvision (224), original (227) or bvlc (caffe)")
     p.add_argument("--input-size", type=int, default=None,
                    help="square input size (default: the variant's own, 224 or 227)")
     p.add_argument("--num-classes", type=int, default=1000, help="classifier outputs")
@@ -32,9 +35,14 @@ def register(sub) -> None:
 
 def run(args) -> int:
     # bvlc derives fc6 from the input size, so build the model at that size
-    model = alexnet(args.variant, num_classes=args.num_classes, width=args.width,
-                    input_size=args.input_size)
-    table = summary(model)
+    try:
+        model = alexnet(args.variant, num_classes=args.num_classes, width=args.width,
+                        input_size=args.input_size)
+        table = summary(model)
+    except ShapeError as err:
+        smallest = smallest_input(args.variant)
+        raise ShapeError(f"{err}. The smallest input size {args.variant} takes is "
+                         f"{smallest} (see `numalex sizes {args.variant}`)") from None
     if args.json:
         print(json.dumps(table.to_dict(), indent=2))
     elif args.csv:

@@ -16,6 +16,14 @@
                   epilogue), adaptive average pooling
     pointwise.py  ReLU and local response normalisation
 
+The backward passes, one file per forward file:
+
+    conv_backward.py       dW and dx of a convolution: two GEMMs per group,
+                           im2col / col2im around them
+    pool_backward.py       max pooling (to the first maximum) and adaptive
+                           average pooling
+    pointwise_backward.py  ReLU, LRN and dropout
+
 Importing this package picks Numba's threading layer. Numba's default here
 is OpenMP, whose worker threads keep spinning after a parallel kernel ends;
 on a 2-core machine they steal the cores OpenBLAS needs for the GEMM that

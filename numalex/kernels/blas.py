@@ -7,8 +7,11 @@ sit a fixed stride apart, not packed. BLAS's ``sgemm`` does both
 (C = alpha A B + beta C, each matrix with its own row stride, the
 "leading dimension"); ctypes calls it here with no copy of any operand.
 
-Which BLAS: the OpenBLAS inside NumPy when NumPy ships one (pip wheels keep
-it in ``numpy.libs``), else the one SciPy exports for compiled callers.
+Which BLAS: the OpenBLAS inside NumPy when NumPy ships one (pip wheels of
+NumPy >= 2, which pyproject.toml asks for, keep it in ``numpy.libs`` on
+Linux and Windows and in ``numpy/.dylibs`` on macOS), else the one SciPy
+exports for compiled callers (a NumPy from conda or a Linux distribution
+links a system BLAS instead; then ``pip install scipy``).
 Each OpenBLAS has its own worker threads, which keep spinning for a while
 after a call; when NumPy's ``@`` and a second OpenBLAS take turns on two
 cores, each one's threads steal the cores from the other's (a forward pass
@@ -23,19 +26,32 @@ import os
 
 import numpy as np
 
+# Where NumPy's wheels keep their OpenBLAS (scipy-openblas64: 64-bit
+# integers, symbols named scipy_sgemm_64_ ...).
+NUMPY_LIBRARY_FOLDERS = (
+    os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs"),
+    os.path.join(os.path.dirname(np.__file__), ".dylibs"),
+)
 
-def _numpy_openblas():
+
+def _numpy_openblas(folders=NUMPY_LIBRARY_FOLDERS):
     """(sgemm, sgemv, integer type) of the OpenBLAS NumPy loaded, or None."""
-    folder = os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs")
-    for path in glob.glob(os.path.join(folder, "libscipy_openblas64_*")):
-        library = ctypes.CDLL(path)          # already loaded by NumPy: the same copy
-        return library.scipy_sgemm_64_, library.scipy_sgemv_64_, ctypes.c_int64
+    for folder in folders:
+        for path in sorted(glob.glob(os.path.join(folder, "libscipy_openblas64_*"))):
+            library = ctypes.CDLL(path)          # already loaded by NumPy: the same copy
+            return library.scipy_sgemm_64_, library.scipy_sgemv_64_, ctypes.c_int64
     return None
 
 
 def _scipy_blas():
     """(sgemm, sgemv, integer type) from scipy.linalg.cython_blas."""
-    from scipy.linalg import cython_blas
+    try:
+        from scipy.linalg import cython_blas
+    except ImportError:
+        raise ModuleNotFoundError(
+            "numalex's GEMMs call the OpenBLAS inside NumPy's pip wheels (numpy>=2), and "
+            "this NumPy has none (conda or a system package?): pip install scipy, or "
+            "install numpy from PyPI", name="scipy") from None
 
     api = ctypes.pythonapi
     api.PyCapsule_GetName.restype = ctypes.c_char_p
@@ -74,14 +90,23 @@ def _as_fortran(m: np.ndarray, what: str) -> tuple[bytes, int]:
     """How column-major BLAS reads the *transpose* of a float32 matrix:
     (b"N", row stride) if its rows are contiguous (a row-major matrix is its
     transpose in column-major), (b"T", column stride) if its columns are
-    (a transposed view, such as x.T)."""
-    if m.dtype == np.float32 and m.ndim == 2:
-        if m.strides[1] == 4 and m.strides[0] % 4 == 0:
-            return b"N", max(1, m.strides[0] // 4, m.shape[1])
-        if m.strides[0] == 4 and m.strides[1] % 4 == 0:
-            return b"T", max(1, m.strides[1] // 4, m.shape[0])
+    (a transposed view, such as x.T).
+
+    BLAS walks forward from the first element, one leading dimension per
+    row (column), so that stride must be positive and at least the row's
+    (column's) length: a reversed view (a[::-1]), a broadcast one (stride
+    0) or rows that overlap would make it read memory outside the array.
+    Those are refused; np.ascontiguousarray(m) makes any matrix readable."""
+    if m.dtype == np.float32 and m.ndim == 2 and all(s % 4 == 0 for s in m.strides):
+        (rows, cols), (row_step, col_step) = m.shape, (s // 4 for s in m.strides)
+        if (col_step == 1 or cols <= 1) and (row_step >= max(1, cols) or rows <= 1):
+            return b"N", row_step if rows > 1 else max(1, cols)
+        if (row_step == 1 or rows <= 1) and (col_step >= max(1, rows) or cols <= 1):
+            return b"T", col_step if cols > 1 else max(1, rows)
     raise ValueError(f"gemm: {what} must be a 2-D float32 array with contiguous rows or "
-                     f"columns, got dtype {m.dtype}, shape {m.shape}, strides {m.strides}")
+                     f"columns, a positive stride between them and no overlap (copy it "
+                     f"with np.ascontiguousarray); got dtype {m.dtype}, shape {m.shape}, "
+                     f"strides {m.strides}")
 
 
 def gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray, accumulate: bool = False) -> None:

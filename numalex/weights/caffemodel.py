@@ -37,7 +37,8 @@ import math
 
 import numpy as np
 
-from .errors import WeightFileError
+from .errors import WeightFileError, within
+from .limits import MAX_ARRAYS, MAX_NDIM, AllocationBudget
 
 VARINT, FIXED64, LENGTH, FIXED32 = 0, 1, 2, 5
 
@@ -91,30 +92,42 @@ def fields(buf: memoryview):
         yield number, wire, value
 
 
-def read_blob(buf: memoryview, where: str) -> np.ndarray:
-    """A BlobProto -> float32 array in its stated shape."""
-    chunks, shape, legacy = [], None, {}
+def read_blob(buf: memoryview, budget: AllocationBudget) -> np.ndarray:
+    """A BlobProto -> float32 array in its stated shape.
+
+    The values are gathered as raw bytes (a blob may hold a million unpacked
+    one-value fields; one NumPy array each would cost 100x their bytes), and
+    the float32 result is charged to `budget` before it is made.
+    """
+    raw, dtypes, shape, legacy = bytearray(), set(), None, {}
     for number, wire, value in fields(buf):
         if (number, wire) in VALUE_FIELDS:     # packed, or a single unpacked value
             dtype = VALUE_FIELDS[number, wire]
             if len(value) % dtype.itemsize:
-                raise WeightFileError(f"{where}: packed data of {len(value)} bytes is not "
+                raise WeightFileError(f"packed data of {len(value)} bytes is not "
                                       f"a whole number of {dtype.itemsize}-byte values")
-            chunks.append(np.frombuffer(value, dtype=dtype))
+            dtypes.add(dtype)
+            raw += value
         elif number == 7 and wire == LENGTH:
-            shape = _blob_shape(value, where)
+            shape = _blob_shape(value)
         elif number in (1, 2, 3, 4) and wire == VARINT:
             legacy[number] = value
+    if len(dtypes) > 1:
+        raise WeightFileError("mixes float data and double_data")
     if shape is None:          # the old form: num, channels, height, width
         shape = tuple(legacy.get(n, 0) for n in (1, 2, 3, 4)) if legacy else (0,)
-    data = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
-    if data.size != math.prod(shape):
-        raise WeightFileError(f"{where}: shape {shape} needs {math.prod(shape)} values, "
-                              f"the blob holds {data.size}")
-    return data.astype(np.float32).reshape(shape)
+    dtype = dtypes.pop() if dtypes else F4
+    count = len(raw) // dtype.itemsize
+    if count == 0:
+        raise WeightFileError("is empty; a layer's weights never are")
+    if count != math.prod(shape):
+        raise WeightFileError(f"shape {shape} needs {math.prod(shape)} values, "
+                              f"the blob holds {count}")
+    budget.claim(count * 4, "the blob")
+    return np.frombuffer(raw, dtype=dtype).astype(np.float32).reshape(shape)
 
 
-def _blob_shape(buf: memoryview, where: str) -> tuple:
+def _blob_shape(buf: memoryview) -> tuple:
     """BlobShape: repeated int64 dim = 1, packed (or one varint per dim)."""
     dims = []
     for number, wire, value in fields(buf):
@@ -124,25 +137,35 @@ def _blob_shape(buf: memoryview, where: str) -> tuple:
             dims.append(value)
         elif wire == LENGTH:
             packed, pos = value, 0
-            while pos < len(packed):
+            while pos < len(packed) and len(dims) <= MAX_NDIM:
                 dim, pos = read_varint(packed, pos)
                 dims.append(dim)
+        if len(dims) > MAX_NDIM:
+            raise WeightFileError(f"a shape of more than {MAX_NDIM} dimensions")
     if any(d >= 2 ** 62 for d in dims):
-        raise WeightFileError(f"{where}: negative or absurd dimension in shape {dims}")
+        raise WeightFileError(f"negative or absurd dimension in shape {dims}")
     return tuple(dims)
 
+
+MAX_BLOBS = 16      # per layer: convolutions have 2, BatchNorm 3
 
 # (NetParameter field, name field, blobs field) for the two layer forms.
 LAYER_FORMS = {100: ("layer", 1, 7), 2: ("layers (V1)", 4, 6)}
 
 
-def read_caffemodel_blobs(data: bytes) -> dict[str, list[np.ndarray]]:
-    """{layer name: [blob, ...]} for every layer that has blobs, in file order."""
+def read_caffemodel_blobs(data: bytes, budget: AllocationBudget | None = None
+                          ) -> dict[str, list[np.ndarray]]:
+    """{layer name: [blob, ...]} for every layer that has blobs, in file order
+    (charged to `budget`; by default, the usual one for a file of len(data))."""
+    budget = budget or AllocationBudget.for_size(len(data))
     net = memoryview(data)
-    layers = {}
+    layers, seen = {}, 0
     for number, wire, value in fields(net):
         if number not in LAYER_FORMS or wire != LENGTH:
             continue
+        seen += 1
+        if seen > MAX_ARRAYS:
+            raise WeightFileError(f"more than {MAX_ARRAYS:,} layers")
         form, name_field, blobs_field = LAYER_FORMS[number]
         name, blobs = None, []
         for field, field_wire, field_value in fields(value):
@@ -150,6 +173,8 @@ def read_caffemodel_blobs(data: bytes) -> dict[str, list[np.ndarray]]:
                 name = bytes(field_value).decode("utf-8", errors="replace")
             elif field == blobs_field and field_wire == LENGTH:
                 blobs.append(field_value)
+                if len(blobs) > MAX_BLOBS:
+                    raise WeightFileError(f"a {form} entry with more than {MAX_BLOBS} blobs")
             elif number == 2 and field == 1 and field_wire == LENGTH:
                 raise WeightFileError("a V0 (pre-2014) Caffe model; upgrade it with Caffe's "
                                       "tools/upgrade_net_proto_binary first")
@@ -159,25 +184,26 @@ def read_caffemodel_blobs(data: bytes) -> dict[str, list[np.ndarray]]:
             raise WeightFileError(f"a {form} entry with blobs has no name")
         if name in layers:
             raise WeightFileError(f"layer {name!r} appears twice")
-        layers[name] = [read_blob(blob, f"layer {name!r} blob {i}")
-                        for i, blob in enumerate(blobs)]
+        layers[name] = []
+        for i, blob in enumerate(blobs):
+            with within(f"layer {name!r} blob {i}", "is corrupted"):
+                layers[name].append(read_blob(blob, budget))
     return layers
 
 
-def read_caffemodel(path) -> dict[str, np.ndarray]:
+def read_caffemodel(path, budget: AllocationBudget) -> dict[str, np.ndarray]:
     """A .caffemodel as a state dict: blob 0 of layer L is ``L.weight``,
     blob 1 ``L.bias`` (further blobs, e.g. BatchNorm's, ``L.blob2`` ...).
     Shapes are the file's: old files store a bias as (1, 1, 1, out) and fc
     weights as (1, 1, out, in); :func:`numalex.weights.fit_to_model`
     reshapes those onto a model."""
-    with open(path, "rb") as file:
-        data = file.read()
-    try:
-        layers = read_caffemodel_blobs(data)
-    except WeightFileError as err:
-        what = ("" if str(path).endswith(".caffemodel") else
-                "not a torch.save zip, .npz or .safetensors file, and ")
-        raise WeightFileError(f"{path}: {what}not a readable Caffe model: {err}") from None
+    what = ("" if str(path).endswith(".caffemodel") else
+            "not a torch.save zip, .npz or .safetensors file, and ")
+    with within(path, f"{what}not a readable Caffe model"):
+        with open(path, "rb") as file:
+            data = file.read()
+        with within(f"{what}not a readable Caffe model"):
+            layers = read_caffemodel_blobs(data, budget)
     if not layers:
         raise WeightFileError(f"{path}: no layer with weights found; is it a .caffemodel "
                               f"(a prototxt holds no weights)?")
