@@ -86,7 +86,7 @@ def numalex_step(backend: str, batch: int):
 def pytorch_step(batch: int):
     """step(train, seed) -> loss: one PyTorch training step, same weights and batch."""
     import torch
-    from alexnet import torch_layers          # benchmarks/alexnet.py: numalex model -> torch
+    from torch_layers import torch_layers     # benchmarks/torch_layers.py: numalex model -> torch
 
     import numalex
 

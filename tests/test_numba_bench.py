@@ -1,11 +1,21 @@
-"""`numalex bench` and the threading-layer choice (no timings are asserted)."""
+"""`numalex bench`, benchmarks/peers.py and the threading-layer choice.
+
+The harnesses run here in tiny configurations to check that they validate,
+time in fresh processes and print their tables; no timing is asserted.
+"""
+from pathlib import Path
+
 import numba
 import numpy as np
 import pytest
 
 from numalex import cli
-from numalex.commands import bench
+from numalex.commands import bench, bench_process
+from numalex.commands.bench_process import RunnerSpec
 from numalex.kernels import choose_threading_layer
+
+TESTS = str(Path(__file__).resolve().parent)
+SMALL = {"width": 0.25, "num_classes": 10}
 
 
 def test_threading_layer_is_workqueue_unless_the_user_chose(monkeypatch):
@@ -20,22 +30,128 @@ def test_macs_per_image_matches_the_design_figure():
     assert bench.macs_per_image(numalex.alexnet("torchvision")) == 714_188_480
 
 
-def test_bench_refuses_to_time_a_wrong_backend(capsys):
-    def wrong(model):
-        return bench.Runner("wrong", lambda x: model(x, backend="numba") * np.float32(1.01))
+class OffByOnePercent(bench_process.NumalexRunner):
+    def run(self, x):
+        return super().run(x) * np.float32(1.01)
 
-    status = bench.report([lambda m: bench.backend_runner(m, "numpy"), wrong],
-                          variants=["torchvision"], batches=[1], repeats=1, layer_batches=[],
-                          memory_batch=0, compile_time=False)
+
+def wrong_runner(arg, variant, folder):
+    """A loader for the fresh process: numba's logits, 1% too large."""
+    return OffByOnePercent("numba", variant, folder)
+
+
+def test_bench_refuses_to_time_a_wrong_runner(capsys, monkeypatch):
+    def must_not_time(*args, **kwargs):
+        raise AssertionError("a runner that failed validation was timed")
+
+    monkeypatch.setattr(bench_process, "time_rounds", must_not_time)
+    specs = bench_process.numalex_runners(["numpy"]) + [
+        RunnerSpec("wrong", "test_numba_bench:wrong_runner", paths=(TESTS,))]
+    status = bench.report(specs, ["torchvision"], [1], rounds=1, repeats=1, layer_batches=[],
+                          reference="numpy", model_options=SMALL)
     assert status == 1
-    assert "disagrees" in capsys.readouterr().err
+    assert "disagrees with numpy" in capsys.readouterr().err
 
 
-@pytest.mark.filterwarnings("ignore")
-def test_bench_command_prints_the_tables(capsys):
-    status = cli.main(["bench", "--variant", "224", "--batch", "2", "--repeats", "1",
-                       "--layers-batch", "1", "--memory-batch", "0", "--no-compile-time"])
-    out = capsys.readouterr().out
+def test_bench_times_each_runner_in_fresh_processes_and_prints_the_tables(capsys):
+    specs = bench_process.numalex_runners(["numpy", "numba"])
+    status = bench.report(specs, ["torchvision"], [2], rounds=2, repeats=1, layer_batches=[1],
+                          reference="numpy", baseline="numpy",
+                          layer_runners=("numpy", "numba"), model_options=SMALL)
+    captured = capsys.readouterr()
     assert status == 0
-    assert "| AlexNet-224 (torchvision) | 2 | numba |" in out
-    assert "| classifier.1 | Linear | 1x4096 |" in out
+    assert "validate AlexNet-224 (torchvision) against numpy: numba" in captured.err
+    assert "| AlexNet-224 (torchvision) | 2 | numba |" in captured.out
+    assert "| AlexNet-224 (torchvision) | 2 | numpy |" in captured.out
+    assert "| classifier.1 | Linear |" in captured.out            # the per-layer table
+    assert "Machine: " in captured.out
+
+
+@pytest.mark.parametrize("argument", [["--repeats", "0"], ["--rounds", "0"],
+                                      ["--memory-batch", "-1"], ["--layers-batch", "0"],
+                                      ["--batch", "0"], ["--batch", "two"],
+                                      ["--variant", "225"]])
+def test_bench_checks_every_argument_before_any_work(argument, capsys, monkeypatch):
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("bench started working before checking its arguments")
+
+    monkeypatch.setattr(bench, "report", must_not_run)
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["bench"] + argument)
+    assert exit_.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"argument {argument[0]}" in error
+
+
+ZEN3_FLAGS = "fpu sse sse2 ssse3 sse4_1 sse4_2 avx f16c fma avx2 bmi2 vaes"
+
+
+@pytest.mark.parametrize("flags, isa", [
+    (ZEN3_FLAGS, "AVX2, FMA, no AVX-512"),
+    (ZEN3_FLAGS + " avx512f avx512_vnni amx_tile", "AVX2, FMA, AVX-512F, AVX-512 VNNI, AMX")])
+def test_cpu_model_and_isa_from_cpuinfo(flags, isa):
+    text = f"processor\t: 0\nmodel name\t: AMD EPYC 7B13\nflags\t\t: {flags}\n"
+    assert bench.cpu_model_and_isa(text) == ("AMD EPYC 7B13", isa)
+
+
+def test_peers_validates_against_pytorch_then_tables_onnxruntimes_profile(capsys):
+    """benchmarks/peers.py at its smallest: AlexNet-224, batch 1, one round."""
+    pytest.importorskip("torch", reason="peers.py needs PyTorch: pip install 'numalex[oracle]'")
+    pytest.importorskip("onnxruntime", reason="peers.py needs ONNX Runtime: "
+                                              "pip install 'numalex[oracle]'")
+    import sys
+
+    sys.path.insert(0, str(Path(TESTS).parent / "benchmarks"))
+    import peers
+
+    status = peers.main(["--variant", "224", "--batch", "1", "--rounds", "1", "--repeats", "1",
+                         "--layers-batch", "1"])
+    captured = capsys.readouterr()
+    assert status == 0
+    validation = next(line for line in captured.err.splitlines() if "validate" in line)
+    assert all(f"{name} " in validation for name in ("onnxruntime", "numba", "numpy"))
+    for runner in ("onnxruntime", "pytorch", "numba", "numpy"):
+        assert f"| AlexNet-224 (torchvision) | 1 | {runner} |" in captured.out
+    assert "| AlexNet-224 (torchvision) | 1 | onnxruntime | " in captured.out
+    conv1 = next(line for line in captured.out.splitlines()
+                 if line.startswith("| features.0 | Conv2d |"))
+    assert "-" not in conv1.split("|")[3:5]          # ONNX Runtime's profile and numba's trace
+
+
+@pytest.mark.parametrize("usable, fastest", [(["numpy", "numba", "cuda"], "cuda"),
+                                             (["numba", "numpy"], "numba"),
+                                             (["numpy"], "numpy"), ([], "numpy")])
+def test_fastest_backend_prefers_cuda_then_numba(usable, fastest):
+    from numalex import backends
+
+    assert backends.fastest(usable) == fastest
+
+
+def test_fastest_available_skips_the_cuda_simulator():
+    """The tests run with NUMBA_ENABLE_CUDASIM=1 (conftest): cuda is importable
+    but only simulated, so numba is the fastest backend here."""
+    from numalex import backends
+
+    assert backends.fastest_available() == "numba"
+
+
+def test_classify_uses_the_fastest_backend_by_default(monkeypatch, tmp_path, capsys):
+    """classify with no --backend runs the model on backends.fastest_available()."""
+    image_module = pytest.importorskip("PIL.Image", reason="classify needs Pillow")
+    import numalex
+    from numalex import backends
+    from numalex.model import Model
+
+    weights, labels, photo = tmp_path / "w.npz", tmp_path / "labels.txt", tmp_path / "a.png"
+    numalex.save_weights(numalex.alexnet("torchvision", num_classes=3, width=0.25)
+                         .state_dict(), str(weights))
+    labels.write_text("ant\nbee\ncat\n")
+    image_module.new("RGB", (40, 30), (200, 10, 10)).save(photo)
+    used, forward = [], Model.__call__
+    monkeypatch.setattr(backends, "fastest_available", lambda: "numba")
+    monkeypatch.setattr(Model, "__call__", lambda self, x, backend="numpy":
+                        used.append(backend) or forward(self, x, backend))
+    status = cli.main(["classify", str(photo), "--weights", str(weights), "--width", "0.25",
+                       "--num-classes", "3", "--labels", str(labels), "--top", "1"])
+    assert status == 0 and used == ["numba"]
+    assert "a.png" in capsys.readouterr().out

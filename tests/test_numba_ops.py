@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 import loop_oracles as loops
 from numalex import backends
 from numalex.backends import checks
-from numalex.kernels import blas, conv, ladder, winograd
+from numalex.kernels import blas, conv, ladder, winograd, winograd_f4
 from numalex.kernels import linear as linear_kernels
 from numalex.shapes import ShapeError
 from numalex.testing import conv_cases
@@ -91,15 +91,58 @@ def test_shifted_gemm_matches_loop_oracle(n, c, h, w, o, k, padding, groups, dil
                  want)
 
 
-@given(conv_cases(max_kernel=7, max_stride=1, max_dilation=1, max_batch=3)
+@pytest.mark.parametrize("scheme", [winograd.F2, winograd_f4.F4], ids=lambda s: s.name)
+@given(case=conv_cases(max_kernel=7, max_stride=1, max_dilation=1, max_batch=3)
        .filter(lambda case: min(case.kernel_hw) >= 2))
-def test_winograd_matches_numpy_reference(case):
-    """Version 8 on any stride-1 call with a kernel from 2x2 to 7x7, square
-    or not (one to nine 3x3 blocks): padding 0-3, groups, odd and even output
-    sizes (half-used tiles), one image or several."""
+def test_winograd_matches_numpy_reference(scheme, case):
+    """Versions 8 and 9 on any stride-1 call with a kernel from 2x2 to 7x7,
+    square or not (one to nine 3x3 blocks, for F(4x4) some at half-tile
+    offsets): padding 0-3, groups, output sizes that leave tiles partly
+    used, one image or several."""
     x, w, b = case.arrays()
     want = backends.get("numpy").conv2d(x, w, b, **case.kwargs)
-    assert_close(winograd.conv_winograd(x, w, b, **case.kwargs), want)
+    assert_close(winograd.conv_winograd(x, w, b, **case.kwargs, scheme=scheme), want)
+
+
+def test_winograd_f4_weight_transform_is_g_g_gt():
+    """U[6i + j, c, o] = (G g G^T)[i, j] with G of Lavin and Gray's F(4x4, 3x3)."""
+    g_matrix = np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
+                         [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]])
+    w = random((5, 3, 3, 3))
+    want = np.einsum("ai,ocij,bj->abco", g_matrix, w.astype(np.float64), g_matrix)
+    np.testing.assert_allclose(winograd.transformed_weights(w, winograd_f4.F4),
+                               want.reshape(1, 36, 3, 5), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("batch, prepared", [(1, True), (9, False), (9, True)])
+@pytest.mark.parametrize("kernel, stride, dilation", [(11, 4, 1), (3, 2, 2), (3, 3, 1)])
+def test_strided_versions_match_loop_oracle_with_groups_and_pool(kernel, stride, dilation,
+                                                                  batch, prepared):
+    """The strided path as the backend runs it (version 10 from 8 images
+    when the folded kernel is 2 x 2 or more, else version 7; a prepared
+    weight keeps its transform), fused ReLU and pool included."""
+    x, wt, b = random((batch, 4, 29, 27), 1), random((6, 2, kernel, kernel), 2), random((6,), 3)
+    weight = nb.prepare_params({"w": wt})["w"] if prepared else wt
+    got = nb.conv2d(x, weight, b, stride=stride, padding=1, groups=2, dilation=dilation,
+                    relu=True, pool=(2, 1, 0, False))
+    want = loops.max_pool2d(np.maximum(loops.conv2d(x, wt, b, stride, 1, 2, dilation), 0),
+                            2, 1, 0, False)
+    assert_close(got, want)
+
+
+def test_choose_picks_winograd_f4_from_large_batches():
+    big, small = ladder.LARGE_BATCH, ladder.LARGE_BATCH - 1
+    assert ladder.choose((11, 11), 4, 1, big).startswith("10 ")
+    assert ladder.choose((11, 11), 4, 1, small).startswith("7 ")
+    assert ladder.choose((3, 3), 3, 1, big).startswith("7 ")      # folds to 1 x 1
+    for kernel in [(3, 3), (5, 5), (2, 3)]:
+        assert ladder.choose(kernel, 1, 1, big).startswith("9 ")
+        assert ladder.choose(kernel, 1, 1, small).startswith("4 ")
+    assert ladder.choose((3, 3), 1, 2, big).startswith("5 ")       # dilated
+    assert ladder.choose((1, 1), 1, 1, big).startswith("5 ")
+    for version in {ladder.choose(k, s, d, n) for k in [(1, 1), (3, 3), (11, 11)]
+                    for s in (1, 4) for d in (1, 2) for n in (1, big)}:
+        assert version in ladder.VERSIONS
 
 
 def test_winograd_weight_transform_is_g_g_gt():
@@ -107,7 +150,7 @@ def test_winograd_weight_transform_is_g_g_gt():
     g_matrix = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
     w = random((5, 3, 3, 3))
     want = np.einsum("ai,ocij,bj->abco", g_matrix, w.astype(np.float64), g_matrix)
-    np.testing.assert_allclose(winograd.transformed_weights(w), want.reshape(1, 1, 16, 3, 5),
+    np.testing.assert_allclose(winograd.transformed_weights(w), want.reshape(1, 16, 3, 5),
                                rtol=1e-6, atol=1e-6)
 
 
@@ -126,27 +169,43 @@ def test_kernel_blocks_add_up_to_the_kernel(k):
     assert not total[:, :, k:, :].any() and not total[:, :, :, k:].any()
 
 
-def test_prepared_conv_weights_are_read_only_and_carry_their_transform():
+def test_prepared_conv_weights_are_read_only_and_keep_their_transforms():
     params = {"a.weight": random((4, 2, 3, 3)), "b.weight": random((4, 2, 1, 1)),
               "a.bias": random((4,))}
     prepared = nb.prepare_params(params)
     w = prepared["a.weight"]
     assert not w.flags.writeable and np.array_equal(w, params["a.weight"])
-    np.testing.assert_array_equal(w.winograd, winograd.transformed_weights(params["a.weight"]))
-    assert not hasattr(prepared["b.weight"], "winograd")
     with pytest.raises(ValueError, match="read-only"):
         w[0, 0, 0, 0] = 1.0
-    x = random((9, 2, 6, 6), 1)                     # batch >= 8: the Winograd path
-    assert_close(nb.conv2d(x, w, prepared["a.bias"], padding=1),
-                 loops.conv2d(x, params["a.weight"], params["a.bias"], 1, 1, 1, 1))
+    x = random((ladder.LARGE_BATCH + 1, 2, 6, 6), 1)      # the F(4x4, 3x3) path
+    want = loops.conv2d(x, params["a.weight"], params["a.bias"], 1, 1, 1, 1)
+    for _ in range(2):                                     # computes, then reuses, U
+        assert_close(nb.conv2d(x, w, prepared["a.bias"], padding=1), want)
+    (key, u), = w.transforms.items()
+    assert key == ("9 Winograd F(4x4, 3x3)", 1, 1)
+    np.testing.assert_array_equal(
+        u, winograd.transformed_weights(params["a.weight"], winograd_f4.F4))
+
+
+@pytest.mark.parametrize("k", [3, 5, 7])
+@pytest.mark.parametrize("tile", [2, 4])
+def test_block_plan_places_every_block_once_at_its_offset(k, tile):
+    """Shift (th, tw) plus slot (rh, rw) is the block's offset (2*bu, 2*bv)."""
+    slots, shifts, table = winograd.block_plan((k // 2, k // 2), tile)
+    placed = [(block, (tile * th + rh, tile * tw + rw))
+              for (th, tw), row in zip(shifts, table)
+              for (rh, rw), block in zip(slots, row) if block is not None]
+    assert sorted(placed) == [((bu, bv), (2 * bu, 2 * bv))
+                              for bu in range(k // 2) for bv in range(k // 2)]
+    assert all(0 <= r < tile for slot in slots for r in slot)
 
 
 @st.composite
 def conv_relu_pool_calls(draw):
     """A valid conv2d call and a max pool valid on its output, at batches on
-    both sides of LARGE_BATCH (im2col + a separate pool below it,
+    both sides of ladder.LARGE_BATCH (im2col + a separate pool below it,
     the GEMM-fused pool from it on)."""
-    case = draw(conv_cases(max_size=16, max_batch=nb.LARGE_BATCH + 2))
+    case = draw(conv_cases(max_size=16, max_batch=ladder.LARGE_BATCH + 2))
     kernel = draw(st.integers(1, 3))
     pool = (kernel, draw(st.integers(1, 3)), draw(st.integers(0, kernel // 2)),
             draw(st.booleans()))
@@ -178,7 +237,7 @@ def test_conv2d_pool_is_checked_like_max_pool2d():
 @pytest.mark.parametrize("version", ["3 im2col + GEMM", "4 batched im2col + GEMM",
                                      "5 shifted GEMM", "6 im2row + GEMM",
                                      "7 space-to-depth + shifted GEMM",
-                                     "8 Winograd F(2x2, 3x3)"])
+                                     "8 Winograd F(2x2, 3x3)", "9 Winograd F(4x4, 3x3)"])
 def test_conv_versions_fuse_relu(version):
     x, wt, b = random((3, 4, 7, 7), 1), random((6, 2, 3, 3), 2), random((6,), 3)
     got = ladder.VERSIONS[version](x, wt, b, 1, 1, 2, 1, relu=True)

@@ -84,3 +84,22 @@ def available() -> list[str]:
             continue
         names.append(name)
     return names
+
+
+# Fastest first, as measured by benchmarks/peers.py (BENCHMARKS.md).
+SPEED_ORDER = ("cuda", "numba", "numpy")
+
+
+def fastest(usable: list[str]) -> str:
+    """The fastest of the backends named in `usable` (SPEED_ORDER); numpy,
+    the reference, when none of the others is there."""
+    return next((name for name in SPEED_ORDER if name in usable), "numpy")
+
+
+def fastest_available() -> str:
+    """The fastest backend that runs here at full speed: the CUDA simulator
+    (NUMBA_ENABLE_CUDASIM=1) counts as unavailable, it is for tests."""
+    usable = [name for name in available()
+              if not getattr(get(name), "is_simulator", lambda: False)()]
+    return fastest(usable)
+

@@ -5,13 +5,12 @@ bounds checks, so a wrong shape must never reach one), asks numalex.shapes
 for the output size, allocates the output and calls a kernel from
 numalex.kernels:
 
-    conv2d               one rung of the ladder in numalex.kernels.ladder:
-                         stride 1: Winograd F(2x2, 3x3) (version 8; larger
-                         kernels in 3x3 blocks) from batch 8, and for 3x3
-                         below that; im2col + GEMM (version 4) for larger
-                         kernels below batch 8; other strides: space-to-
-                         depth, then k*k accumulating GEMMs on shifted
-                         views of the padded input (version 7)
+    conv2d               the rung of the ladder that ladder.choose picks
+                         (numalex/kernels/ladder.py): from batch 8
+                         Winograd F(4x4, 3x3) (version 9; larger kernels in
+                         3x3 blocks; for strides above 1 after space-to-
+                         depth, version 10); below, im2col + GEMM (version
+                         4) or space-to-depth + shifted GEMMs (version 7)
     linear               batch 2-8: a Numba kernel that streams the weights
                          once; batch 1: BLAS's matrix-vector product; larger
                          batches: BLAS's GEMM
@@ -39,7 +38,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..kernels import blas, conv, linear as linear_kernels, pointwise, pooling, winograd
+from ..kernels import blas, ladder, linear as linear_kernels, pointwise, pooling
 from ..shapes import adaptive_bins
 from . import checks
 from .numba_backward import (adaptive_avg_pool2d_backward, conv2d_backward,  # noqa: F401
@@ -50,12 +49,6 @@ name = "numba"
 FUSES_RELU = True      # conv2d and linear take relu=True (see Model._plan)
 FUSES_POOL = True      # conv2d takes pool=(kernel, stride, padding, ceil_mode)
 
-# Stride-1 convolutions of at least this many images leave im2col + GEMM
-# (version 4) for Winograd (version 8; shifted GEMMs, version 5, for 1x1
-# kernels): below it their GEMMs get too few columns (at batch 1 im2col was
-# faster on conv2-5). Below it a 3x3 weight that brings its Winograd
-# transform still takes version 8 (a tie at batch 1, faster from 2).
-LARGE_BATCH = 8
 # Batches in this range stream the weights through a Numba kernel; at batch 1
 # OpenBLAS's matrix-vector product streams as fast, and above 8 the product
 # has enough reuse for BLAS's GEMM to win.
@@ -73,20 +66,21 @@ def to_numpy(x: np.ndarray) -> np.ndarray:
 
 
 class PreparedWeight(np.ndarray):
-    """A conv weight, read-only, carrying its Winograd transform
-    (``winograd``, computed once by prepare_params) so that conv2d does not
-    redo it on every call. Read-only so that the two cannot drift apart."""
+    """A conv weight, read-only, that keeps the transforms conv2d computes
+    from it (Winograd's, a folded kernel's) in ``transforms``, keyed by
+    (version, stride, dilation): computed on first use, then reused by every
+    forward pass. Read-only so that weight and transforms cannot drift apart."""
 
 
 def prepare_params(params: dict) -> dict:
     """Weights as the kernels read them: float32, C-contiguous, so no call
     copies them again (conv weights reshape to GEMM matrices as views);
-    conv weights as PreparedWeight, with their Winograd transform."""
+    conv weights as PreparedWeight."""
     prepared = {key: to_backend(value) for key, value in params.items()}
     for key, value in prepared.items():
-        if value.ndim == 4 and winograd.supports(value.shape[2:], 1, 1):
+        if value.ndim == 4:
             weight = value.copy().view(PreparedWeight)
-            weight.winograd = winograd.transformed_weights(value)
+            weight.transforms = {}
             weight.flags.writeable = False
             prepared[key] = weight
     return prepared
@@ -100,42 +94,48 @@ def synchronize() -> None:
 _float32 = checks.float32_array         # the same dtype checks on every backend
 
 
+def _conv_input(x) -> np.ndarray:
+    """conv2d's input as _float32 makes it, except that a float32 (N, C, H, W)
+    view of channels-last memory, as the Winograd convolutions return it,
+    is taken as it is (no transpose back to NCHW)."""
+    if (isinstance(x, np.ndarray) and x.dtype == np.float32 and x.ndim == 4
+            and x.transpose(0, 2, 3, 1).flags.c_contiguous):
+        return x
+    return _float32(x, "conv2d", "input x")
+
+
 # ---- the contract ---------------------------------------------------------
 def conv2d(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=False, pool=None):
     """Cross-correlation, as PyTorch and Caffe define convolution.
 
     x: (N, C, H, W), w: (O, C/groups, kh, kw), b: (O,) -> (N, O, Ho, Wo);
     relu=True returns max(conv, 0); pool=(kernel, stride, padding,
-    ceil_mode) returns max_pool2d(that, *pool) (FUSES_POOL). The rung of the
-    ladder (numalex.kernels.ladder) that was fastest for AlexNet's layers,
-    at stride 1: Winograd F(2x2, 3x3) (version 8) from LARGE_BATCH
-    images on (3x3 kernels, and larger ones cut into 3x3 blocks); below
-    that, version 8 too for a 3x3 PreparedWeight (which brings its
-    transform along: it ties im2col at batch 1 and wins from 2), else
-    batched im2col (version 4). Larger strides: space-to-depth + shifted
-    GEMMs (version 7). Versions 7 and 8 pool straight from their GEMM's
-    pixel-major output; version 4 pools in a second call.
+    ceil_mode) returns max_pool2d(that, *pool) (FUSES_POOL). Which rung of
+    the ladder runs is numalex.kernels.ladder.choose's answer (Winograd
+    F(4x4, 3x3) from 8 images on, space-to-depth for larger strides, ...);
+    versions that can pool do it from their GEMM's pixel-major output, the
+    others in a second call.
     """
-    transformed = getattr(w, "winograd", None)           # PreparedWeight's
-    x, w, b = (_float32(a, "conv2d", what) for a, what in
-               ((x, "input x"), (w, "weight"), (b, "bias")))
+    transforms = getattr(w, "transforms", None)           # a PreparedWeight's cache
+    x = _conv_input(x)
+    w, b = _float32(w, "conv2d", "weight"), _float32(b, "conv2d", "bias")
     out_shape = checks.conv2d_shape(x.shape, w.shape, b.shape, stride, padding, groups,
                                     dilation)
     if pool is not None:
         out_shape = checks.max_pool2d_shape(out_shape, *pool)
-    batch = x.shape[0]
-    if batch == 0:
+    if x.shape[0] == 0:
         return np.empty(out_shape, dtype=np.float32)      # as PyTorch: an empty batch out
-    prepared_3x3 = w.shape[2:] == (3, 3) and transformed is not None
-    if winograd.supports(w.shape[2:], stride, dilation) and (
-            batch >= LARGE_BATCH or prepared_3x3):
-        return winograd.conv_winograd(x, w, b, stride, padding, groups, dilation, relu,
-                                      pool=pool, u=transformed)
-    if stride == 1 and batch < LARGE_BATCH:
-        y = conv.conv_im2col_batched(x, w, b, stride, padding, groups, dilation, relu)
-        return y if pool is None else max_pool2d(y, *pool)
-    version = conv.conv_shifted_gemm if stride == 1 else conv.conv_space_to_depth
-    return version(x, w, b, stride, padding, groups, dilation, relu, pool=pool)
+    version = ladder.choose(w.shape[2:], stride, dilation, x.shape[0])
+    extra = {}
+    if version in ladder.TRANSFORMS and transforms is not None:
+        key = (version, stride, dilation)
+        if key not in transforms:
+            transforms[key] = ladder.TRANSFORMS[version](w, stride, dilation)
+        extra["u"] = transforms[key]
+    if version in ladder.TAKES_POOL:
+        extra["pool"] = pool
+    y = ladder.VERSIONS[version](x, w, b, stride, padding, groups, dilation, relu, **extra)
+    return y if pool is None or "pool" in extra else max_pool2d(y, *pool)
 
 
 def max_pool2d(x, kernel, stride, padding=0, ceil_mode=False):

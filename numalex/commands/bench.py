@@ -1,51 +1,41 @@
-"""`numalex bench`: validate, then time AlexNet on the NumPy and Numba backends.
+"""`numalex bench`: validate, then time AlexNet on numalex's backends, each
+in a fresh process of its own (numalex/commands/bench_process.py says why).
 
 The steps, in the order they run:
 
-1. validate: every backend's logits against the NumPy reference (max-abs
-   error relative to the reference's max-abs, below 1e-4); nothing is timed
-   if one disagrees (exit status 1);
-2. throughput: runs alternate between backends (one forward each, in a
-   rotating order, `--repeats` rounds), so a burst of load from other
-   processes hits all of them alike; medians, ms/image and GFLOP/s
-   (2 x multiply-adds / time);
-3. per layer: median layer times of a few traced forward passes;
+1. validate: every runner's logits (computed in its own process) against
+   the reference runner's (max-abs error relative to the reference's
+   max-abs, below 1e-4); nothing is timed if one disagrees (exit status 1);
+2. throughput: `--rounds` rounds, each runner once per round in a fresh
+   process, `--repeats` timed forward passes per batch after two untimed
+   ones; the median of all passes, the range (min-max) of the per-process
+   medians, ms/image and GFLOP/s (2 x multiply-adds / time);
+3. per layer: median layer times of a few traced forward passes (numalex's
+   trace runs every layer on its own, unfused), in a fresh process;
 4. peak memory: the peak resident set of a fresh process that runs one
-   forward pass per backend at the largest batch;
+   forward pass per backend at `--memory-batch`;
 5. compile time: a fresh process with an empty Numba cache (cold), then
    again with that cache filled (warm).
 
-benchmarks/alexnet.py adds PyTorch and ONNX Runtime to the same tables;
-this command needs neither.
+benchmarks/peers.py runs the same machinery with PyTorch and ONNX Runtime
+beside numalex; this command needs neither.
 """
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import subprocess
 import sys
 import tempfile
-import time
-from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
 from ..alexnet import alexnet, canonical_variant
 from ..backends import TOLERANCE, relative_error
 from ..progress import progress
-
-
-@dataclass
-class Runner:
-    """A named way to turn images (N, 3, H, W) into logits (N, classes)."""
-
-    name: str
-    run: Callable[[np.ndarray], np.ndarray]
-
-
-def backend_runner(model, backend: str) -> Runner:
-    return Runner(backend, lambda x: model(x, backend=backend))
+from . import bench_process
+from .bench_process import RunnerSpec
 
 
 def macs_per_image(model) -> int:
@@ -54,72 +44,95 @@ def macs_per_image(model) -> int:
                in zip(model.layers, model.expected_shapes()))
 
 
-def images(model, batch: int, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).standard_normal((batch,) + model.input_shape,
-                                                       dtype=np.float32)
-
-
-def validate(runners: list[Runner], x: np.ndarray, reference: str = "numpy") -> dict:
-    """{runner name: relative error of its logits against the reference runner}."""
-    outputs = {r.name: np.asarray(r.run(x)) for r in runners}
-    return {name: relative_error(y, outputs[reference]) for name, y in outputs.items()}
-
-
-def time_alternating(runners: list[Runner], x: np.ndarray, repeats: int,
-                     label: str = "") -> dict[str, list[float]]:
-    """Seconds per forward pass of each runner, runs interleaved.
-
-    Round r runs every runner once, starting with runner r mod len(runners),
-    after one untimed warm-up round.
-    """
-    for r in runners:
-        r.run(x)
-    seconds = {r.name: [] for r in runners}
-    for rep in progress(range(repeats), label):
-        for i in range(len(runners)):
-            runner = runners[(rep + i) % len(runners)]
-            start = time.perf_counter()
-            runner.run(x)
-            seconds[runner.name].append(time.perf_counter() - start)
-    return seconds
-
-
-def throughput_rows(model_label, macs, batch, seconds, baseline=None) -> list[list[str]]:
-    """Table rows: model, batch, runner, median ms, ms/image, GFLOP/s, ratio."""
-    medians = {name: float(np.median(s)) for name, s in seconds.items()}
-    rows = []
-    for name, t in medians.items():
-        ratio = f"{medians[baseline] / t:.2f}x" if baseline in medians else ""
-        rows.append([model_label, str(batch), name, f"{t * 1e3:.1f}",
-                     f"{t * 1e3 / batch:.2f}", f"{2 * macs * batch / t / 1e9:.0f}", ratio])
-    return rows
-
-
-def layer_rows(model, x, backend_names, repeats: int) -> list[list[str]]:
-    """Per layer: median ms on each backend (trace() synchronises around layers)."""
-    times = {}
-    for name in backend_names:
-        traces = [model.trace(x, backend=name) for _ in range(repeats + 1)][1:]
-        times[name] = np.median([[r.seconds for r in t] for t in traces], axis=0)
-    records = model.trace(x, backend=backend_names[0])
-    rows = []
-    for i, (rec, (_, spec)) in enumerate(zip(records, model.layers)):
-        macs = spec.macs(rec.input_shape[1:]) * x.shape[0]
-        cells = [rec.name, rec.type, "x".join(map(str, rec.output_shape))]
-        for name in backend_names:
-            t = times[name][i]
-            rate = f" ({2 * macs / t / 1e9:.0f})" if macs else ""
-            cells.append(f"{t * 1e3:.2f}{rate}")
-        rows.append(cells)
-    return rows
-
-
 def markdown(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
 
 
+# ---- the machine ----------------------------------------------------------------
+def cpu_model_and_isa(cpuinfo: str) -> tuple[str, str]:
+    """(CPU model name, the vector ISA its flags announce) from /proc/cpuinfo's text."""
+    fields = dict(line.split(":", 1) for line in cpuinfo.splitlines() if ":" in line)
+    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    flags = set(fields.get("flags", "").split())
+    isa = [name for flag, name in (("avx2", "AVX2"), ("fma", "FMA"), ("avx512f", "AVX-512F"),
+                                   ("avx512_vnni", "AVX-512 VNNI"), ("amx_tile", "AMX"))
+           if flag in flags]
+    if "avx512f" not in flags:
+        isa.append("no AVX-512")
+    return fields.get("model name", platform.machine()), ", ".join(isa) or "unknown"
+
+
+def blas_kernel() -> str:
+    """Which OpenBLAS kernel NumPy runs (threadpoolctl, if installed)."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "BLAS kernel unknown (pip install threadpoolctl)"
+    info = [f"{i['internal_api']} {i.get('version')} ({i.get('architecture')} kernels, "
+            f"{i['num_threads']} threads)" for i in threadpool_info() if i["user_api"] == "blas"]
+    return "; ".join(info) or "no BLAS found"
+
+
+def machine() -> str:
+    """CPU model, ISA, cores, BLAS kernel, library versions and load average."""
+    import numba
+
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu, isa = cpu_model_and_isa(f.read())
+    except OSError:
+        cpu, isa = platform.processor() or platform.machine(), "unknown"
+    load = ", ".join(f"{v:.2f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
+    return (f"{cpu} ({isa}), {os.cpu_count()} logical CPUs; NumPy {np.__version__} on "
+            f"{blas_kernel()}; Numba {numba.__version__}; Python {platform.python_version()}; "
+            f"load average {load}")
+
+
+# ---- the tables -------------------------------------------------------------------
+def throughput_rows(label, macs, batch, seconds, names, baseline=None) -> list[list[str]]:
+    """Rows: model, batch, runner, ms (median), ms/image (median, range of
+    the per-process medians), GFLOP/s, throughput relative to `baseline`."""
+    stats = {name: bench_process.summary(seconds[name, batch]) for name in names}
+    rows = []
+    for name in names:
+        median, low, high = stats[name]
+        ratio = f"{stats[baseline][0] / median:.2f}x" if baseline in stats else ""
+        rows.append([label, str(batch), name, f"{median * 1e3:.1f}",
+                     f"{median * 1e3 / batch:.2f} ({low * 1e3 / batch:.2f}-"
+                     f"{high * 1e3 / batch:.2f})",
+                     f"{2 * macs * batch / median / 1e9:.0f}", ratio])
+    return rows
+
+
+def layer_table(model, batch, per_runner: dict) -> str:
+    """One row per layer (numalex's names and order; a runner's extra rows
+    after them), one column per runner: median ms (GFLOP/s)."""
+    macs = {name: spec.macs(shape_in) * batch for (name, spec), (shape_in, _)
+            in zip(model.layers, model.expected_shapes())}
+    names = [name for name, _ in model.layers]
+    kinds = {name: type(spec).__name__ for name, spec in model.layers}
+    for records in per_runner.values():
+        for layer, kind, _ in records:
+            if layer not in kinds:
+                names.append(layer)
+                kinds[layer] = kind
+    times = {runner: {layer: s for layer, _, s in records}
+             for runner, records in per_runner.items()}
+    rows = []
+    for layer in names:
+        cells = [layer, kinds[layer]]
+        for runner in per_runner:
+            s = times[runner].get(layer)
+            rate = f" ({2 * macs[layer] / s / 1e9:.0f})" if s and macs.get(layer) else ""
+            cells.append("-" if s is None else f"{s * 1e3:.2f}{rate}")
+        rows.append(cells)
+    rows.append(["total", ""] + [f"{sum(t.values()) * 1e3:.1f}" for t in times.values()])
+    return markdown(["layer", "type"] + list(per_runner), rows)
+
+
+# ---- memory and start-up (fresh processes) ----------------------------------------
 def _python(code: str, env_extra: dict | None = None) -> str:
     """Run `code` in a fresh interpreter and return its stdout."""
     env = dict(os.environ, **(env_extra or {}))
@@ -184,63 +197,64 @@ def compile_seconds() -> dict[str, tuple[float, float]]:
     return result
 
 
-def machine() -> str:
-    import numba
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f
-                       if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    load = ", ".join(f"{v:.2f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
-    return (f"{cpu}, {os.cpu_count()} logical CPUs; Python {platform.python_version()}, "
-            f"NumPy {np.__version__}, Numba {numba.__version__} "
-            f"(threading layer {numba.threading_layer()}); load average {load}")
+# ---- the whole report ------------------------------------------------------------
+def validate(specs, model, folder, reference: str) -> dict:
+    """{runner: relative error of its logits against the reference runner's}."""
+    logits = bench_process.outputs(specs, model.variant, model.input_shape, folder)
+    return {name: relative_error(y, logits[reference])
+            for name, y in logits.items() if name != reference}
 
 
-def report(runner_factories, variants, batches, repeats, layer_batches,
-           memory_batch, compile_time: bool, baseline: str | None = None) -> int:
+def report(specs: list[RunnerSpec], variants, batches, rounds, repeats, layer_batches,
+           reference: str, baseline: str | None = None, layer_runners=(),
+           prepare=None, memory_batch=0, compile_time=False, model_options=None) -> int:
     """Validate, time and print every table; return the exit status.
 
-    runner_factories: functions model -> Runner, in column order; the first
-    must produce the NumPy reference.
+    specs: the runners, in column order; reference: the one the others are
+    validated against; baseline: the one throughput ratios are taken to;
+    layer_runners: those whose per-layer times are tabulated;
+    prepare(model, folder): writes what loaders need beyond the weights;
+    model_options: keyword arguments of alexnet() (tests build small nets).
     """
     sections, rows = [], []
-    for variant in variants:
-        model = alexnet(variant)
-        label = f"AlexNet-{model.input_size} ({model.variant})"
-        runners = [make(model) for make in runner_factories]
-        errors = validate(runners, images(model, 2, seed=1))
-        print(f"validate {label}: " + ", ".join(f"{n} {e:.1e}" for n, e in errors.items()),
-              file=sys.stderr)
-        bad = {n: e for n, e in errors.items() if not e < TOLERANCE}
-        if bad:
-            print(f"numalex bench: {label} disagrees with the NumPy reference: {bad}; "
-                  f"nothing timed", file=sys.stderr)
-            return 1
-        macs = macs_per_image(model)
-        for batch in batches:
-            seconds = time_alternating(runners, images(model, batch), repeats,
-                                       f"{label} batch {batch}")
-            rows += throughput_rows(label, macs, batch, seconds, baseline)
-        backend_names = [r.name for r in runners if r.name in ("numpy", "numba")]
-        for batch in layer_batches:
-            layers = layer_rows(model, images(model, batch), backend_names, 3)
-            sections.append(f"### Per layer: {label}, batch {batch} "
-                            f"(median ms, GFLOP/s in brackets)\n\n"
-                            + markdown(["layer", "type", "output"] + backend_names, layers))
+    with tempfile.TemporaryDirectory() as folder:
+        for variant in variants:
+            model = alexnet(variant, **(model_options or {}))
+            label = f"AlexNet-{model.input_size} ({model.variant})"
+            bench_process.save_model(model, folder, model_options or {})
+            if prepare is not None:
+                prepare(model, folder)
+            errors = validate(specs, model, folder, reference)
+            print(f"validate {label} against {reference}: "
+                  + ", ".join(f"{n} {e:.1e}" for n, e in errors.items()), file=sys.stderr)
+            bad = {n: e for n, e in errors.items() if not e < TOLERANCE}
+            if bad:
+                print(f"numalex bench: {label} disagrees with {reference} by more than "
+                      f"{TOLERANCE} (relative): {bad}; nothing timed", file=sys.stderr)
+                return 1
+            seconds = bench_process.time_rounds(specs, variant, model.input_shape, folder,
+                                                batches, rounds, repeats, label)
+            for batch in batches:
+                rows += throughput_rows(label, macs_per_image(model), batch, seconds,
+                                        [s.name for s in specs], baseline)
+            for batch in layer_batches:
+                task = {"kind": "layers", "batch": batch, "runs": 3}
+                per_runner = {s.name: bench_process.in_fresh_process(
+                    s, variant, model.input_shape, folder, [task])[0]
+                    for s in specs if s.name in layer_runners}
+                sections.append(f"### Per layer: {label}, batch {batch} "
+                                f"(median ms, GFLOP/s in brackets)\n\n"
+                                + layer_table(model, batch, per_runner))
     ratio = f"vs {baseline} (throughput)" if baseline else ""
-    print("## Throughput (median of", repeats, "alternating runs)\n")
+    print(f"## Throughput: {rounds} rounds of fresh processes, {repeats} timed passes "
+          f"each; median (range of per-process medians)\n")
     print(markdown(["model", "batch", "runner", "ms", "ms/image", "GFLOP/s", ratio], rows))
     for section in sections:
         print("\n" + section)
     if memory_batch:
         print(f"\n## Peak memory (resident, fresh process, one forward at batch "
               f"{memory_batch})\n")
-        mem_rows = [[canonical_variant(v), name,
-                     f"{peak_memory_mb(canonical_variant(v), name, memory_batch):.0f}"]
+        mem_rows = [[v, name, f"{peak_memory_mb(v, name, memory_batch):.0f}"]
                     for v in progress(variants, "peak memory") for name in ("numpy", "numba")]
         print(markdown(["variant", "backend", "MiB"], mem_rows))
     if compile_time:
@@ -253,40 +267,76 @@ def report(runner_factories, variants, batches, repeats, layer_batches,
     return 0
 
 
+# ---- the command line ----------------------------------------------------------
+def at_least(minimum: int):
+    """An argparse type: an integer >= minimum, else a one-line usage error
+    before any work starts."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+    parse.__name__ = f"integer >= {minimum}"
+    return parse
+
+
+def variant_name(text: str) -> str:
+    """An argparse type: a variant name or alias, canonical."""
+    try:
+        return canonical_variant(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def add_options(p, quick_help: str) -> None:
+    p.add_argument("--variant", action="append", type=variant_name, metavar="V",
+                   help="224 / torchvision, 227 / original, bvlc (repeatable; default 224, 227)")
+    p.add_argument("--batch", action="append", type=at_least(1), metavar="N",
+                   help="batch size (repeatable; default 1, 8, 32)")
+    p.add_argument("--rounds", type=at_least(1),
+                   help="rounds of fresh processes, one per runner each (default 5)")
+    p.add_argument("--repeats", type=at_least(1),
+                   help="timed forward passes per process and batch (default 5)")
+    p.add_argument("--layers-batch", action="append", type=at_least(1), metavar="N",
+                   help="batch of the per-layer tables (repeatable; default 1 and 32)")
+    p.add_argument("--quick", action="store_true", help=quick_help)
+
+
+def options(args) -> dict:
+    """Keyword arguments of report() from parsed options (already checked by
+    argparse); --quick changes the defaults, never an option given."""
+    quick = args.quick
+    return dict(variants=args.variant or (["torchvision"] if quick else
+                                          ["torchvision", "original"]),
+                batches=args.batch or ([1, 8] if quick else [1, 8, 32]),
+                rounds=args.rounds or (2 if quick else 5),
+                repeats=args.repeats or (2 if quick else 5),
+                layer_batches=args.layers_batch or ([] if quick else [1, 32]))
+
+
 def register(sub) -> None:
     p = sub.add_parser(
         "bench", help="validate, then time AlexNet on the numpy and numba backends",
         description="Check the numba backend against the NumPy reference, then time "
-                    "forward passes (alternating backends, medians), per layer, peak "
-                    "memory and JIT compile time. Prints Markdown tables. "
-                    "benchmarks/alexnet.py adds PyTorch and ONNX Runtime.",
-        epilog="example: numalex bench --variant 224 --batch 1 --batch 32 --repeats 10")
-    add_options(p)
-    p.set_defaults(func=run)
-
-
-def add_options(p) -> None:
-    p.add_argument("--variant", action="append", metavar="V",
-                   help="224 / torchvision, 227 / original, bvlc (repeatable; default 224, 227)")
-    p.add_argument("--batch", action="append", type=int, metavar="N",
-                   help="batch size (repeatable; default 1, 8, 32)")
-    p.add_argument("--repeats", type=int, default=10, help="timed rounds (default 10)")
-    p.add_argument("--layers-batch", action="append", type=int, metavar="N",
-                   help="batch of the per-layer tables (repeatable; default 1 and 32)")
-    p.add_argument("--memory-batch", type=int, default=32,
+                    "forward passes (each backend in fresh processes, alternating; "
+                    "medians and ranges), per layer, peak memory and JIT compile time. "
+                    "Prints Markdown tables. benchmarks/peers.py adds PyTorch and "
+                    "ONNX Runtime.",
+        epilog="example: numalex bench --variant 224 --batch 1 --batch 32 --rounds 3")
+    add_options(p, "a run of a few minutes: by default AlexNet-224, batch 1 and 8, 2 rounds "
+                   "of 2 passes, no per-layer, memory or start-up tables")
+    p.add_argument("--memory-batch", type=at_least(0), default=32,
                    help="batch of the peak memory test (0 skips it; default 32)")
     p.add_argument("--no-compile-time", action="store_true",
                    help="skip the cold/warm start-up measurement (about 30 s)")
-
-
-def options(args) -> dict:
-    """Keyword arguments of report() from parsed options."""
-    return dict(variants=[canonical_variant(v) for v in (args.variant or ["224", "227"])],
-                batches=args.batch or [1, 8, 32], repeats=args.repeats,
-                layer_batches=args.layers_batch or [1, 32], memory_batch=args.memory_batch,
-                compile_time=not args.no_compile_time)
+    p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    factories = [lambda m: backend_runner(m, "numpy"), lambda m: backend_runner(m, "numba")]
-    return report(factories, baseline="numpy", **options(args))
+    specs = bench_process.numalex_runners(["numpy", "numba"])
+    return report(specs, reference="numpy", baseline="numpy", layer_runners=("numpy", "numba"),
+                  memory_batch=0 if args.quick else args.memory_batch,
+                  compile_time=not (args.quick or args.no_compile_time), **options(args))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sys
 
+from .. import backends
 from ..alexnet import variant_option
 from ..backends.checks import positive_int
 from ..images import PRESETS, find_images
@@ -44,8 +45,9 @@ def register(sub) -> None:
                    help=".pth, .caffemodel, .safetensors or .npz")
     p.add_argument("--variant", default="torchvision", type=variant_option,
                    metavar="V", help="torchvision (default), original or bvlc")
-    p.add_argument("--backend", default="numpy", metavar="B",
-                   help="numpy (default), numba or cuda")
+    p.add_argument("--backend", metavar="B",
+                   help="numpy, numba or cuda (default: the fastest available, "
+                        "cuda on a GPU, else numba)")
     p.add_argument("--top", type=int, default=5, metavar="K", help="labels per image (5)")
     p.add_argument("--json", action="store_true",
                    help="print a JSON array (strict JSON, one element per image) "
@@ -132,7 +134,8 @@ def run(args) -> int:
     paths = list(dict.fromkeys(find_images(args.images)))      # each image once
     if not paths:
         raise ValueError(f"no images found in {', '.join(args.images)}")
-    spec = ClassifierSpec(weights=args.weights, variant=args.variant, backend=args.backend,
+    backend = args.backend or backends.fastest_available()
+    spec = ClassifierSpec(weights=args.weights, variant=args.variant, backend=backend,
                           top=args.top, preset=args.preset, num_classes=args.num_classes,
                           width=args.width, labels=args.labels)
     output = (ResultFile(args.out, args.top, resume=args.resume) if args.out

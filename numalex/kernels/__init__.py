@@ -6,7 +6,9 @@
                   shifted GEMMs -> im2row + GEMM -> space-to-depth +
                   shifted GEMMs
     winograd.py   -> Winograd F(2x2, 3x3): 2.25x fewer multiply-adds for
-                  3x3 kernels
+                  3x3 kernels (and the driver every Winograd version uses)
+    winograd_f4.py -> Winograd F(4x4, 3x3): 4x fewer; also after
+                  space-to-depth, for strided kernels
     blas.py       the BLAS calls the backend makes (a GEMM that can add into
                   its output and read windows of bigger arrays; a GEMV)
     linear.py     small-batch fully connected layers that stream the weights

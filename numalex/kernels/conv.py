@@ -33,15 +33,12 @@ checks each one against the NumPy reference before it times them.
                        s*s times the channels (each s x s block of pixels
                        becomes channels), then run as version 5.
 
-Version 8, Winograd F(2x2, 3x3), is in numalex/kernels/winograd.py, and the
-whole ladder in order in numalex/kernels/ladder.py. The numba backend picks
-per layer (numalex/backends/numba_cpu.py): at stride 1, 8 for every kernel
-of 2x2 and up from batch 8 on (a 5x5 kernel, conv2, in 3x3 blocks) and for a
-prepared 3x3 weight below that, otherwise 4 below batch 8 and 5 from it (1x1
-kernels, dilation); 7 for larger strides (AlexNet's conv1). 3 is the
-one-image special case of 4.
-Versions 3-8 take ``relu=True`` to apply max(y, 0) in the same pass that
-adds the bias; 5, 7 and 8 also take ``pool=`` (a max pool after it).
+Versions 8-10 (Winograd) are in numalex/kernels/winograd.py and
+winograd_f4.py, and the whole ladder in order in numalex/kernels/ladder.py,
+whose choose() says which version the numba backend runs for which layer
+and batch. 3 is the one-image special case of 4.
+Versions 3-10 take ``relu=True`` to apply max(y, 0) in the same pass that
+adds the bias; 5 and 7-10 also take ``pool=`` (a max pool after it).
 All GEMMs call BLAS through numalex.kernels.blas.
 """
 from __future__ import annotations
@@ -554,6 +551,23 @@ def space_to_depth(x, stride, padding, blocks_h, blocks_w, out):
                         out[n, plane, i, j] = x[n, c, r, q] if inside else 0.0
 
 
+def fold_kernel(w, stride, dilation):
+    """A strided kernel cut into s x s blocks that become channels, the way
+    space_to_depth folds the input: (O, Cg, kh, kw) -> (O, Cg*s*s,
+    ceil(k'/s), ceil(k'/s)), k' = (k - 1)*d + 1, spread out by the
+    dilation and zero-filled to a multiple of s (see conv_space_to_depth)."""
+    out_ch, c_per_group, kh, kw = w.shape
+    span_h, span_w = (kh - 1) * dilation + 1, (kw - 1) * dilation + 1
+    taps_h, taps_w = -(-span_h // stride), -(-span_w // stride)   # kernel size in blocks
+    w_spread = np.zeros((out_ch, c_per_group, taps_h * stride, taps_w * stride),
+                        dtype=np.float32)
+    w_spread[:, :, :span_h:dilation, :span_w:dilation] = w
+    w_folded = np.empty((out_ch, c_per_group * stride * stride, taps_h, taps_w),
+                        dtype=np.float32)
+    space_to_depth(w_spread, stride, 0, taps_h, taps_w, w_folded)
+    return w_folded
+
+
 def conv_space_to_depth(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=False,
                         pool=None):
     """Version 7: a strided convolution rewritten as a stride-1 one.
@@ -577,18 +591,11 @@ def conv_space_to_depth(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu
     pool=(kernel, stride, padding, ceil_mode) max-pools the result (after
     the ReLU) straight from the GEMMs' output, as in version 5.
     """
-    n_img, c_in = x.shape[:2]
-    out_ch, c_per_group, kh, kw = w.shape
+    c_in = x.shape[1]
     ho, wo = output_hw(x, w, stride, padding, dilation)
-    span_h, span_w = (kh - 1) * dilation + 1, (kw - 1) * dilation + 1
-    taps_h, taps_w = -(-span_h // stride), -(-span_w // stride)   # kernel size in blocks
+    w_folded = fold_kernel(w, stride, dilation)
+    out_ch, _, taps_h, taps_w = w_folded.shape
     blocks_h, blocks_w = ho + taps_h - 1, wo + taps_w - 1        # blocks the outputs read
-    w_spread = np.zeros((out_ch, c_per_group, taps_h * stride, taps_w * stride),
-                        dtype=np.float32)
-    w_spread[:, :, :span_h:dilation, :span_w:dilation] = w
-    w_folded = np.empty((out_ch, c_per_group * stride * stride, taps_h, taps_w),
-                        dtype=np.float32)
-    space_to_depth(w_spread, stride, 0, taps_h, taps_w, w_folded)
     channels, frame = c_in * stride * stride, blocks_h * blocks_w
 
     def fill(images, frames):

@@ -4,11 +4,13 @@ the CPU, from the definition to the fastest, for benchmarks/conv_ladder.py
 
     1-7  numalex/kernels/conv.py      loops, im2col/im2row + GEMM, shifted
                                       GEMMs, space-to-depth
-    8    numalex/kernels/winograd.py  Winograd F(2x2, 3x3)
+    8    numalex/kernels/winograd.py     Winograd F(2x2, 3x3)
+    9    numalex/kernels/winograd_f4.py  Winograd F(4x4, 3x3)
+    10   numalex/kernels/winograd_f4.py  space-to-depth + Winograd F(4x4, 3x3)
 """
 from __future__ import annotations
 
-from . import conv, winograd
+from . import conv, winograd, winograd_f4
 
 VERSIONS = {
     "1 naive": conv.conv_naive,
@@ -19,6 +21,8 @@ VERSIONS = {
     "6 im2row + GEMM": conv.conv_im2row,
     "7 space-to-depth + shifted GEMM": conv.conv_space_to_depth,
     "8 Winograd F(2x2, 3x3)": winograd.conv_winograd,
+    "9 Winograd F(4x4, 3x3)": winograd_f4.conv_winograd_f4,
+    "10 space-to-depth + Winograd F(4x4, 3x3)": winograd_f4.conv_space_to_depth_winograd,
 }
 
 # Versions that compute only some convolutions, and which: the others raise
@@ -26,13 +30,55 @@ VERSIONS = {
 LIMITED = {
     "5 shifted GEMM": lambda kernel_hw, stride, dilation: stride == 1,
     "8 Winograd F(2x2, 3x3)": winograd.supports,
+    "9 Winograd F(4x4, 3x3)": winograd.supports,
+    "10 space-to-depth + Winograd F(4x4, 3x3)": winograd_f4.folds_to_winograd,
 }
 # Versions for larger strides: at stride 1 they are another version plus a
 # copy (space-to-depth folds nothing), so the benchmark does not time them there.
-STRIDED_ONLY = {"7 space-to-depth + shifted GEMM"}
+STRIDED_ONLY = {"7 space-to-depth + shifted GEMM", "10 space-to-depth + Winograd F(4x4, 3x3)"}
 
 
 def computes(version: str, kernel_hw, stride: int, dilation: int) -> bool:
     """Can `version` compute a convolution with this kernel, stride and dilation?"""
     limit = LIMITED.get(version)
     return limit is None or limit(tuple(kernel_hw), stride, dilation)
+
+
+# Versions that take pool=(kernel, stride, padding, ceil_mode), a max pool
+# after the convolution (and its ReLU), fused into their epilogue.
+TAKES_POOL = {"5 shifted GEMM", "7 space-to-depth + shifted GEMM", "8 Winograd F(2x2, 3x3)",
+              "9 Winograd F(4x4, 3x3)", "10 space-to-depth + Winograd F(4x4, 3x3)"}
+# Versions that take u=, a transform of the weight a caller can compute once
+# and keep: TRANSFORMS[version](w, stride, dilation).
+TRANSFORMS = {
+    "8 Winograd F(2x2, 3x3)": lambda w, stride, dilation: winograd.transformed_weights(w),
+    "9 Winograd F(4x4, 3x3)":
+        lambda w, stride, dilation: winograd.transformed_weights(w, winograd_f4.F4),
+    "10 space-to-depth + Winograd F(4x4, 3x3)": winograd_f4.folded_transform,
+}
+
+# From this many images on, convolutions take Winograd (version 9; for
+# strides above 1 after space-to-depth, version 10). Measured on
+# AlexNet-224's convs at batch 32 (one thread, CPU time): conv1 127 ms
+# (version 10) vs 170 (7), conv2 184 (9) vs 336 (8), conv3 79 vs 107, conv4
+# 108 vs 123, conv5 70 vs 76. Below it Winograd's 36 GEMMs per layer are
+# tiny (16 rows for a 13 x 13 map at batch 1): one thread does the same
+# work as im2col's single GEMM (conv2-5 at batch 1: 9.9, 5.8, 7.5, 5.9 ms
+# vs 11.1, 6.4, 8.2, 5.9), but with two OpenBLAS threads every call ends in
+# a barrier, and on a loaded machine 36 barriers per layer cost up to
+# 300 ms where im2col's one cost a few. So small batches take the versions
+# with the fewest GEMM calls: im2col (4) and space-to-depth (7).
+LARGE_BATCH = 8
+
+
+def choose(kernel_hw, stride: int, dilation: int, batch: int) -> str:
+    """The version the numba backend runs for one convolution."""
+    if batch < LARGE_BATCH:
+        return "4 batched im2col + GEMM" if stride == 1 else "7 space-to-depth + shifted GEMM"
+    if stride > 1:
+        if winograd_f4.folds_to_winograd(kernel_hw, stride, dilation):
+            return "10 space-to-depth + Winograd F(4x4, 3x3)"
+        return "7 space-to-depth + shifted GEMM"
+    if winograd.supports(kernel_hw, stride, dilation):
+        return "9 Winograd F(4x4, 3x3)"
+    return "5 shifted GEMM"

@@ -37,12 +37,15 @@ transforms' entries are 0, +-1 and +-1/2).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
 import numpy as np
 from numba import njit, prange
 
 from ..shapes import conv_output_size
 from . import blas, pooling
-from .conv import add_bias_to_nchw_from_rows, scratch
+from .conv import scratch
 
 # Transformed tiles of at most this many bytes (V and M together) at once.
 BUDGET_BYTES = 64 * 2**20
@@ -95,6 +98,34 @@ def transform_weights(w, u):
 
 
 @njit(parallel=True, cache=True)
+def pad_rows(x, padding, out):
+    """x: (N, H, W, C) channels-last -> out: (N, Hp, Wp, C), out[n, r + p,
+    q + p] = x[n, r, q], zeros elsewhere: pad_channels_last for an input
+    that is channels-last already (the output of the conv before), one
+    contiguous row copy per (image, padded row) task instead of a transpose."""
+    n_img, h, wd, c_in = x.shape
+    hp, wp = out.shape[1], out.shape[2]
+    for task in prange(n_img * hp):
+        n, row = task // hp, task % hp
+        r = row - padding
+        for q in range(wp):
+            inside = 0 <= r < h and padding <= q < padding + wd
+            for c in range(c_in):
+                out[n, row, q, c] = x[n, r, q - padding, c] if inside else 0.0
+
+
+@njit(cache=True)
+def add_bias_in_place(z, b, relu):
+    """z[p, o] += b[o] (then max(., 0) if `relu`); z: (pixels, O). One
+    contiguous pass on the calling thread (memory-bound, like
+    conv.add_bias_to_nchw)."""
+    for p in range(z.shape[0]):
+        for o in range(z.shape[1]):
+            v = z[p, o] + b[o]
+            z[p, o] = np.float32(0.0) if relu and v < 0 else v
+
+
+@njit(parallel=True, cache=True)
 def pad_channels_last(x, padding, out):
     """x: (N, C, H, W) -> out: (N, Hp, Wp, C), out[n, r + p, q + p, c] =
     x[n, c, r, q], zeros elsewhere (rows and columns past the input too).
@@ -115,21 +146,21 @@ def pad_channels_last(x, padding, out):
 
 
 @njit(parallel=True, cache=True)
-def transform_input(xp, tiles_h, tiles_w, v):
+def transform_input(xp, row0, col0, tiles_h, tiles_w, v):
     """V = B^T d B for every 4 x 4 input tile d, all channels at once.
 
     xp: (N, Hp, Wp, C) zero-padded, channels-last; v: (16, N*tiles_h*tiles_w, C).
-    Tile (ty, tx) of image n covers padded rows 2*ty ... 2*ty + 3 and
-    columns 2*tx ... 2*tx + 3 and is row t = (n*tiles_h + ty)*tiles_w + tx
+    Tile (ty, tx) of image n covers padded rows row0 + 2*ty ... + 3 and
+    columns col0 + 2*tx ... + 3 and is row t = (n*tiles_h + ty)*tiles_w + tx
     of each v[xi]. The innermost loop runs over channels: 16 contiguous
     loads, additions, 16 contiguous stores. One row of tiles per task.
     """
     n_img, c_in = xp.shape[0], xp.shape[3]
     for task in prange(n_img * tiles_h):
         n, ty = task // tiles_h, task % tiles_h
-        r = 2 * ty
+        r = row0 + 2 * ty
         for tx in range(tiles_w):
-            t, q = task * tiles_w + tx, 2 * tx
+            t, q = task * tiles_w + tx, col0 + 2 * tx
             for c in range(c_in):
                 # B^T d: the tile's four rows mixed, one column at a time
                 s00, s10, s20, s30 = _mix(xp[n, r, q, c], xp[n, r + 1, q, c],
@@ -202,37 +233,95 @@ def split_kernel(w: np.ndarray) -> np.ndarray:
     return blocks
 
 
-def transformed_weights(w: np.ndarray) -> np.ndarray:
-    """U of every 3 x 3 block of a (O, Cg, kh, kw) float32 weight:
-    (kh//2, kw//2, 16, Cg, O). A weight that is used many times can carry
-    it (numba_cpu.prepare_params does that)."""
+@dataclass(frozen=True)
+class Scheme:
+    """One Winograd algorithm F(m x m, 3 x 3): its tile sizes and transforms.
+
+    transform_weights(w (O, Cg, 3, 3), u (alpha^2, Cg, O)),
+    transform_input(xp, row0, col0, tiles_h, tiles_w, v (alpha^2, tiles, C)),
+    transform_output(m (alpha^2, tiles, O), frame_hw, ho, wo, z (pixels, O))."""
+
+    name: str
+    tile: int                   # m: outputs per tile side
+    alpha: int                  # inputs per tile side: m + 2
+    transform_weights: Callable
+    transform_input: Callable
+    transform_output: Callable
+
+
+F2 = Scheme("F(2x2, 3x3)", 2, 4, transform_weights, transform_input, transform_output)
+
+
+def block_plan(blocks_hw, tile: int) -> tuple[list, list, list]:
+    """Where the 3 x 3 blocks of split_kernel read their input, for tiles of
+    `tile` outputs: (slots, shifts, table).
+
+    Block (bu, bv) reads the input 2*bu rows and 2*bv columns on: a whole
+    number of tiles (th, tw) plus an offset into a tile (rh, rw). Each
+    distinct offset is a slot with an input transform V of its own; each
+    distinct whole-tile shift is one set of GEMMs on V shifted by th rows
+    and tw columns of tiles. table[shift][slot] is the block there, or None.
+    F(2x2, 3x3) on a 5 x 5 kernel: one slot, four shifts; F(4x4, 3x3): four
+    slots (offsets 0 and 2 both ways), one shift.
+    """
+    where = {}
+    for bu in range(blocks_hw[0]):
+        for bv in range(blocks_hw[1]):
+            (th, rh), (tw, rw) = divmod(2 * bu, tile), divmod(2 * bv, tile)
+            where[bu, bv] = ((th, tw), (rh, rw))
+    shifts = sorted({shift for shift, _ in where.values()})
+    slots = sorted({slot for _, slot in where.values()})
+    table = [[None] * len(slots) for _ in shifts]
+    for block, (shift, slot) in where.items():
+        table[shifts.index(shift)][slots.index(slot)] = block
+    return slots, shifts, table
+
+
+def transformed_weights(w: np.ndarray, scheme: Scheme = F2) -> np.ndarray:
+    """U of a (O, Cg, kh, kw) float32 weight, stacked for conv_winograd:
+    (shifts, alpha^2, slots*Cg, O) (block_plan). For each shift, the U of
+    the blocks in the slots one above the other (zeros where a slot has no
+    block at that shift), so that one GEMM of depth slots*Cg sums them all.
+    A weight that is used many times can keep it (numba_cpu does that)."""
     blocks = split_kernel(w)
-    u = np.empty(blocks.shape[:2] + (16, w.shape[1], w.shape[0]), dtype=np.float32)
-    for bu in range(blocks.shape[0]):
-        for bv in range(blocks.shape[1]):
-            transform_weights(blocks[bu, bv], u[bu, bv])
-    return u
+    slots, shifts, table = block_plan(blocks.shape[:2], scheme.tile)
+    c_per_group, points = w.shape[1], scheme.alpha ** 2
+    u = np.zeros((len(shifts), points, len(slots), c_per_group, w.shape[0]), dtype=np.float32)
+    for s, row in enumerate(table):
+        for k, block in enumerate(row):
+            if block is not None:
+                scheme.transform_weights(blocks[block], u[s, :, k])
+    return u.reshape(len(shifts), points, len(slots) * c_per_group, w.shape[0])
 
 
 def conv_winograd(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=False,
-                  pool=None, budget=BUDGET_BYTES, u=None):
+                  pool=None, budget=BUDGET_BYTES, u=None, scheme=F2):
     """Version 8 (kernels from 2 x 2 up, stride 1, no dilation): Winograd
-    F(2x2, 3x3).
+    F(2x2, 3x3); with winograd_f4.F4 as the scheme, version 9: F(4x4, 3x3).
 
     A bigger kernel is cut into 3 x 3 blocks at even offsets (split_kernel:
-    a 5 x 5 kernel into four). Block (bu, bv) reads the input tile 2*bu
-    rows and 2*bv columns further on: tile (ty + bu, tx + bv) of the same
-    grid, so one V serves all blocks, and each block is 16 more GEMMs on V
-    shifted by bu*Fw + bv tiles, added into the same M: the shifted-GEMM
-    trick of version 5, on tiles. V covers a frame of Fh x Fw tiles per
-    image, (blocks - 1) more than the output needs (junk, not read back).
+    a 5 x 5 kernel into four), and block_plan sorts them by where they read
+    the input. Blocks that start a whole number of tiles further on read
+    the same V, shifted by whole tiles (the shifted-GEMM trick of version
+    5, on tiles): more GEMMs added into the same M. Blocks that start
+    inside a tile (F(4x4, 3x3) on 5 x 5: offset 2 of a 4-tile) get a V of
+    their own, a slot; the slots sit side by side along the channels, so
+    one GEMM of depth slots*Cg sums all of them (fewer, deeper GEMMs, and
+    M is written once). V covers a frame of Fh x Fw tiles per image, as
+    many more than the output needs as the largest shift (junk, not read back).
 
-    For each chunk of images: pad channels-last, V = transform_input,
-    M[xi] = sum over blocks of V[xi] (shifted) @ U[block, xi] (per group),
-    z = transform_output(M), then bias (+ ReLU) to NCHW, or with
+    For each chunk of images: pad channels-last, V = transform_input per
+    slot, M[xi] += V[xi] (shifted) @ U[shift, xi] per shift and group,
+    z = transform_output(M), then bias (+ ReLU), or with
     pool=(kernel, stride, padding, ceil_mode) the fused max pool of the
     shifted GEMMs (pooling.max_pool_pixels_major). u: the weight's
-    transform if already known (transformed_weights(w)).
+    transform if already known (transformed_weights(w, scheme)).
+
+    One layout from layer to layer: the output is channels-last in memory,
+    (N, Ho, Wo, O), returned as its (N, O, Ho, Wo) view, so no pass
+    transposes it to NCHW; the next Winograd conv finds its input
+    channels-last already and pads it with row copies (pad_rows). Any
+    other reader sees an ordinary NCHW array (NumPy follows the strides).
     """
     if not supports(w.shape[2:], stride, dilation):
         raise ValueError(f"conv_winograd needs a kernel of at least 2 x 2, stride 1 and "
@@ -241,46 +330,59 @@ def conv_winograd(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=False
     n_img, c_in, h, wd = x.shape
     out_ch, c_per_group, kh, kw = w.shape
     o_per_group = out_ch // groups
+    tile, points = scheme.tile, scheme.alpha ** 2
     ho, wo = conv_output_size(h, kh, 1, padding), conv_output_size(wd, kw, 1, padding)
-    u = transformed_weights(w) if u is None else u              # (Bh, Bw, 16, Cg, O)
-    blocks_h, blocks_w = u.shape[:2]
-    frame_h, frame_w = (ho + 1) // 2 + blocks_h - 1, (wo + 1) // 2 + blocks_w - 1
+    slots, shifts, _ = block_plan((kh // 2, kw // 2), tile)
+    u = transformed_weights(w, scheme) if u is None else u     # (S, alpha^2, K*Cg, O)
+    frame_h = -(-ho // tile) + max(th for th, _ in shifts)
+    frame_w = -(-wo // tile) + max(tw for _, tw in shifts)
     frame = frame_h * frame_w                                   # tiles per image
-    tail = (blocks_h - 1) * frame_w + blocks_w - 1              # what the last shifts read
+    tail = max(th * frame_w + tw for th, tw in shifts)         # what the last shifts read
     y_hw = (ho, wo) if pool is None else tuple(
         conv_output_size(n, pool[0], pool[1], pool[2], ceil_mode=pool[3]) for n in (ho, wo))
-    y = np.empty((n_img, out_ch) + y_hw, dtype=np.float32)
-    padded = (2 * frame_h + 2, 2 * frame_w + 2)                 # the rows, columns tiles read
-    per_image = 4 * (padded[0] * padded[1] * c_in + 16 * frame * (c_in + out_ch)
+    y_channels_last = np.empty((n_img,) + y_hw + (out_ch,), dtype=np.float32)
+    y = y_channels_last.transpose(0, 3, 1, 2)                  # (N, O, Ho, Wo), a view
+    x_channels_last = x.transpose(0, 2, 3, 1)                  # contiguous if a conv wrote x
+    reach = max(r for slot in slots for r in slot) + 2         # rows past the last tile's m
+    padded = (tile * frame_h + reach, tile * frame_w + reach)   # the rows, columns tiles read
+    depth = len(slots) * c_in                                   # V's channels, all slots
+    per_image = 4 * (padded[0] * padded[1] * c_in + points * frame * (depth + out_ch)
                      + ho * wo * out_ch)
     chunk = -(-n_img // -(-n_img // max(1, budget // per_image)))   # equal chunks
     xp_all = scratch.take("winograd padded", chunk * padded[0] * padded[1] * c_in)
-    v_all = scratch.take("winograd input", 16 * (chunk * frame + tail) * c_in)
-    m_all = scratch.take("winograd product", 16 * chunk * frame * out_ch)
-    z_all = scratch.take("winograd output", chunk * ho * wo * out_ch)
+    v_all = scratch.take("winograd input", points * (chunk * frame + tail) * depth)
+    m_all = scratch.take("winograd product", points * chunk * frame * out_ch)
+    z_all = scratch.take("winograd output", chunk * ho * wo * out_ch if pool else 0)
     for start in range(0, n_img, chunk):
         n = min(n_img, start + chunk) - start
         positions = n * frame
         xp = xp_all[:n * padded[0] * padded[1] * c_in].reshape((n,) + padded + (c_in,))
-        v = v_all[:16 * (positions + tail) * c_in].reshape(16, positions + tail, c_in)
-        m = m_all[:16 * positions * out_ch].reshape(16, positions, out_ch)
-        z = z_all[:n * ho * wo * out_ch].reshape(n * ho * wo, out_ch)
-        pad_channels_last(x[start:start + n], padding, xp)
-        transform_input(xp, frame_h, frame_w, v)
-        v[:, positions:] = 0.0                                  # read by junk tiles only
-        for xi in range(16):
+        v = v_all[:points * (positions + tail) * depth].reshape(
+            points, positions + tail, groups, len(slots), c_per_group)
+        m = m_all[:points * positions * out_ch].reshape(points, positions, out_ch)
+        z = (y_channels_last[start:start + n] if pool is None     # the output itself
+             else z_all[:n * ho * wo * out_ch]).reshape(n * ho * wo, out_ch)
+        if x_channels_last.flags.c_contiguous:
+            pad_rows(x_channels_last[start:start + n], padding, xp)
+        else:
+            pad_channels_last(x[start:start + n], padding, xp)
+        for k, (row0, col0) in enumerate(slots):
             for g in range(groups):
-                ins = slice(g * c_per_group, (g + 1) * c_per_group)
+                scheme.transform_input(xp[..., g * c_per_group:(g + 1) * c_per_group],
+                                       row0, col0, frame_h, frame_w, v[:, :, g, k])
+        v[:, positions:] = 0.0                                  # read by junk tiles only
+        rows = v.reshape(points, positions + tail, depth)       # (alpha^2, tiles, G*K*Cg)
+        for xi in range(points):
+            for g in range(groups):
+                ins = slice(g * depth // groups, (g + 1) * depth // groups)   # group g, K slots
                 outs = slice(g * o_per_group, (g + 1) * o_per_group)
-                for bu in range(blocks_h):
-                    for bv in range(blocks_w):
-                        off = bu * frame_w + bv
-                        blas.gemm(v[xi, off:off + positions, ins], u[bu, bv, xi, :, outs],
-                                  m[xi, :, outs], accumulate=(bu, bv) != (0, 0))
-        transform_output(m, (frame_h, frame_w), ho, wo, z)
+                for s, (th, tw) in enumerate(shifts):
+                    off = th * frame_w + tw
+                    blas.gemm(rows[xi, off:off + positions, ins], u[s, xi, :, outs],
+                              m[xi, :, outs], accumulate=s > 0)
+        scheme.transform_output(m, (frame_h, frame_w), ho, wo, z)
         if pool is None:
-            add_bias_to_nchw_from_rows(z.reshape(n, ho * wo, out_ch), b, relu,
-                                       y[start:start + n].reshape(n, out_ch, ho * wo))
+            add_bias_in_place(z, b, relu)
         else:
             kernel, pool_stride, pool_padding, _ = pool
             pooling.max_pool_pixels_major(z, ho, wo, (ho, wo), kernel, pool_stride,
