@@ -172,6 +172,16 @@ class Scratch(threading.local):
 scratch = Scratch()
 
 
+@njit(inline="always")
+def columns_inside(shift, stride, wo, wd):
+    """[j0, j1): the output columns j whose kernel tap, at column j*stride +
+    shift of the input, lands inside it (0 <= j*stride + shift < wd); the
+    others read padding."""
+    j0 = min(wo, max(0, (-shift + stride - 1) // stride))
+    j1 = max(j0, min(wo, (wd - 1 - shift) // stride + 1))
+    return j0, j1
+
+
 @njit(parallel=True, cache=True)
 def im2col(x, kh, kw, stride, padding, dilation, ho, wo, cols):
     """Copy receptive fields into columns, the images side by side.
@@ -191,9 +201,7 @@ def im2col(x, kh, kw, stride, padding, dilation, ho, wo, cols):
         for v in range(kw):
             row = (c * kh + u) * kw + v
             shift = v * dilation - padding
-            # output columns whose tap lands inside the input: 0 <= j*s + shift < W
-            j0 = min(wo, max(0, (-shift + stride - 1) // stride))
-            j1 = max(j0, min(wo, (wd - 1 - shift) // stride + 1))
+            j0, j1 = columns_inside(shift, stride, wo, wd)
             for n in range(n_img):
                 for i in range(ho):
                     r = i * stride + u * dilation - padding

@@ -52,9 +52,7 @@ def col2im(cols, kh, kw, stride, padding, dilation, ho, wo, x):
             for v in range(kw):
                 row = (c * kh + u) * kw + v
                 shift = v * dilation - padding
-                # output columns whose tap lands inside the input: 0 <= j*s + shift < W
-                j0 = min(wo, max(0, (-shift + stride - 1) // stride))
-                j1 = max(j0, min(wo, (wd - 1 - shift) // stride + 1))
+                j0, j1 = conv.columns_inside(shift, stride, wo, wd)
                 for i in range(ho):
                     r = i * stride + u * dilation - padding
                     if 0 <= r < h:
