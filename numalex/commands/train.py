@@ -13,7 +13,7 @@ import os
 import sys
 import time
 
-from ..alexnet import NATIVE_INPUT, VARIANTS, alexnet, canonical_variant
+from ..alexnet import NATIVE_INPUT, alexnet, canonical_variant, variant_option
 from ..training.checkpoint import default_path, load_checkpoint, save_checkpoint
 from ..training.data import load_data
 from ..training.loop import TrainingDiverged, fit
@@ -27,7 +27,7 @@ from ..training.sgd import SGD
 # 0.001 (PyTorch, same weights and data, does the same). Folders: the paper's
 # net at its own size.
 DEFAULTS = {
-    "digits": dict(variant="bvlc", width=0.25, input_size=67, epochs=15, batch=32,
+    "digits": dict(variant="bvlc", width=0.25, input_size=67, epochs=30, batch=32,
                    lr=0.005, seed=0),
     "folder": dict(variant="torchvision", width=1.0, input_size=None, epochs=30, batch=128,
                    lr=0.01, seed=0),
@@ -45,10 +45,10 @@ def register(sub) -> None:
                     "optimizer, classes, preprocessing) is written to --out.",
         epilog="examples: numalex train digits | numalex train photos/ --width 0.5 "
                "--input-size 127 --epochs 20 | numalex train digits --resume "
-               "digits.safetensors --epochs 30")
+               "digits.safetensors --epochs 40")
     p.add_argument("data", metavar="DATA",
                    help="'digits', or a folder with one subfolder of images per class")
-    p.add_argument("--variant", choices=sorted(VARIANTS), metavar="V",
+    p.add_argument("--variant", type=variant_option, metavar="V",
                    help="torchvision, original or bvlc (default: bvlc for digits, "
                         "torchvision for folders)")
     p.add_argument("--width", type=float, help="scales every layer's width "
@@ -56,7 +56,7 @@ def register(sub) -> None:
     p.add_argument("--input-size", type=int, metavar="S",
                    help="square input (default: 67 for digits, the variant's own for folders)")
     p.add_argument("--epochs", type=int, help="train until this many epochs are done "
-                   "(default: 15 for digits, 30 for folders)")
+                   "(default: 30)")
     p.add_argument("--batch", type=int, metavar="N",
                    help="images per step (default: 32 for digits, 128 for folders)")
     p.add_argument("--lr", type=float, help="learning rate (default: 0.005 for digits, "
