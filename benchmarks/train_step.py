@@ -46,34 +46,13 @@ def batch_of(model, batch: int):
     return x, rng.integers(0, model.num_classes, batch)
 
 
-class InterimSGD:
-    """INTERIM, used only until numalex.SGD is merged: the same update
-    (PyTorch's: v = momentum*v + g + weight_decay*w; w -= lr*v), applied the
-    way numalex.SGD applies it (load_state_dict, which also drops the
-    backends' prepared copies of the weights)."""
-
-    def __init__(self, model, lr, momentum, weight_decay):
-        self.model, self.lr, self.momentum, self.decay = model, lr, momentum, weight_decay
-        self.velocity = {k: np.zeros(s, np.float32) for k, s in model.param_shapes().items()}
-
-    def step(self, grads: dict) -> None:
-        updated = {}
-        for key, w in self.model.state_dict().items():
-            v = self.velocity[key]
-            v *= np.float32(self.momentum)
-            v += grads[key] + np.float32(self.decay) * w
-            updated[key] = w - np.float32(self.lr) * v
-        self.model.load_state_dict(updated)
-
-
 def numalex_step(backend: str, batch: int):
     """step(train, seed) -> loss: one numalex training step on `backend`."""
     import numalex
 
     model = numalex.alexnet("torchvision")
     x, labels = batch_of(model, batch)
-    sgd = getattr(numalex, "SGD", InterimSGD)
-    optimizer = sgd(model, lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
+    optimizer = numalex.SGD(model, lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
 
     def step(train: bool, seed: int) -> float:
         loss, grads = model.loss_and_grads(x, labels, backend=backend, train=train, seed=seed)
