@@ -51,7 +51,7 @@ def test_in_the_simulator_it_refuses_the_full_size_net(capsys):
 @pytest.mark.cudasim
 def test_small_mode_validates_every_layer_in_the_simulator(capsys):
     simulator_only()
-    assert load_script().main(["--small", "--versions", "4"]) == 0
+    assert load_script().main(["--small"]) == 0
     out = capsys.readouterr().out
     for layer in ("features.0", "features.10", "avgpool", "classifier.6"):
         assert f"\n{layer} " in out
@@ -66,3 +66,12 @@ def test_mismatches_reports_entries_beyond_the_tolerance():
     bad[1, 0] = 3.01
     report = mismatches(bad, want)
     assert len(report) == 1 and "at (1, 0)" in report[0]
+
+
+def test_version_and_batch_lists_are_parsed_and_checked():
+    script = load_script()
+    args = script.parse_args(["--versions", "1,5,auto", "--batch", "1,32,128"])
+    assert args.versions == [1, 5, "auto"] and args.batch == [1, 32, 128]
+    for bad in (["--versions", "6"], ["--versions", "two"], ["--batch", "0"]):
+        with pytest.raises(SystemExit):
+            script.parse_args(bad)
