@@ -76,7 +76,7 @@ def max_pool2d_backward(dy, x, kernel, stride, padding=0, ceil_mode=False):
     out_shape = checks.max_pool2d_shape(np.shape(x), kernel, stride, padding, ceil_mode)
     checks.gradient_shape("max_pool2d", np.shape(dy), out_shape)
     dy, x = _arrays("max_pool2d", dy=dy, x=x)
-    dx = np.empty_like(x)
+    dx = np.zeros_like(x)                       # the kernel adds into it
     pool_backward.max_pool2d_backward(dy, x, kernel, stride, padding, dx)
     return dx
 
@@ -92,7 +92,7 @@ def adaptive_avg_pool2d_backward(dy, x, out_hw):
         return dy.copy()
     rows = np.array(adaptive_bins(h, oh), dtype=np.int64)    # (oh, 2)
     cols = np.array(adaptive_bins(w, ow), dtype=np.int64)    # (ow, 2)
-    dx = np.empty_like(x)
+    dx = np.zeros_like(x)                       # the kernel adds into it
     pool_backward.adaptive_avg_pool2d_backward(dy, rows, cols, dx)
     return dx
 

@@ -36,7 +36,7 @@ def col2im(cols, kh, kw, stride, padding, dilation, ho, wo, x):
     """x = the sum of every column's values into the pixels im2col took them from.
 
     cols: (C*kh*kw, N*Ho*Wo) in im2col's layout (row (c*kh + u)*kw + v,
-    column (n*Ho + i)*Wo + j) -> x: (N, C, H, W), overwritten, with
+    column (n*Ho + i)*Wo + j) -> x: (N, C, H, W), zeros on entry, added into:
     x[n, c, r, q] = sum of cols[(c, u, v), (n, i, j)] over all (u, v, i, j)
     with r = i*s + u*d - p and q = j*s + v*d - p (entries that fall in the
     padding are dropped). Parallel over (image, channel) planes: every plane
@@ -45,9 +45,6 @@ def col2im(cols, kh, kw, stride, padding, dilation, ho, wo, x):
     n_img, c_in, h, wd = x.shape
     for task in prange(n_img * c_in):
         n, c = task // c_in, task % c_in
-        for r in range(h):
-            for q in range(wd):
-                x[n, c, r, q] = 0.0
         for u in range(kh):
             for v in range(kw):
                 row = (c * kh + u) * kw + v
@@ -88,7 +85,7 @@ def conv2d_backward(dy, x, w, stride, padding, groups, dilation, need_dx=True):
     o_per_group, depth = out_ch // groups, c_per_group * kh * kw
     w_groups = w.reshape(groups, o_per_group, depth)              # (G, O/G, K)
     dw_t = np.empty((groups, depth, o_per_group), dtype=np.float32)  # dW_g^T, as said above
-    dx = np.empty_like(x) if need_dx else None
+    dx = np.zeros_like(x) if need_dx else None      # col2im adds into it
     fits = max(1, conv.COLS_BUDGET_BYTES // (rows * pixels * 4))   # images per chunk, at most
     chunk = -(-n_img // -(-n_img // fits))                         # equal chunks
     cols_all = conv.scratch.take("cols", rows * chunk * pixels)

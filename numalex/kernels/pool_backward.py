@@ -21,9 +21,9 @@ from numba import njit, prange
 def max_pool2d_backward(dy, x, kernel, stride, padding, dx):
     """dx[n, c] = dy[n, c, i, j] added at the first maximum of window (i, j).
 
-    dy: (N, C, Ho, Wo), x: (N, C, H, W) the forward's input, dx: like x
-    (overwritten). The maximum is found again from x (nothing from the
-    forward pass is kept): k*k comparisons per output, cheap beside the
+    dy: (N, C, Ho, Wo), x: (N, C, H, W) the forward's input, dx: like x,
+    zeros on entry (the gradients are added into it). The maximum is found
+    again from x (nothing from the forward pass is kept): k*k comparisons per output, cheap beside the
     convolutions around it. A NaN counts as the maximum, as it does in the
     forward pass.
     """
@@ -31,9 +31,6 @@ def max_pool2d_backward(dy, x, kernel, stride, padding, dx):
     ho, wo = dy.shape[2], dy.shape[3]
     for plane in prange(n_img * channels):
         n, c = plane // channels, plane % channels
-        for r in range(h):
-            for q in range(w):
-                dx[n, c, r, q] = 0.0
         for i in range(ho):
             r0 = max(0, i * stride - padding)
             r1 = min(h, i * stride - padding + kernel)
@@ -56,14 +53,11 @@ def adaptive_avg_pool2d_backward(dy, row_bins, col_bins, dx):
 
     dy: (N, C, oh, ow); row_bins: (oh, 2) and col_bins: (ow, 2) the
     [start, end) of every bin (numalex.shapes.adaptive_bins; bins may
-    overlap); dx: (N, C, H, W), overwritten.
+    overlap); dx: (N, C, H, W), zeros on entry.
     """
     n_img, channels, h, w = dx.shape
     for plane in prange(n_img * channels):
         n, c = plane // channels, plane % channels
-        for r in range(h):
-            for q in range(w):
-                dx[n, c, r, q] = 0.0
         for i in range(row_bins.shape[0]):
             r0, r1 = row_bins[i, 0], row_bins[i, 1]
             for j in range(col_bins.shape[0]):
