@@ -390,8 +390,9 @@ def test_relu_matches_definition():
 
 
 @pytest.mark.parametrize("batch", [1, 2, 3, 8, 9, 20])  # BLAS, streaming kernel, BLAS
-def test_linear_matches_loop_oracle(batch):
-    x, w, b = random((batch, 37), 8), random((11, 37), 9), random((11,), 10)
+@pytest.mark.parametrize("out", [5, 11, 24])   # fewer rows than blocks, a remainder, none
+def test_linear_matches_loop_oracle(batch, out):
+    x, w, b = random((batch, 37), 8), random((out, 37), 9), random((out,), 10)
     want = loops.linear(x, w, b)
     assert_close(nb.linear(x, w, b), want)
     assert_close(nb.linear(x, w, b, relu=True), np.maximum(want, 0))

@@ -13,7 +13,8 @@ numalex.kernels:
                          4) or space-to-depth + shifted GEMMs (version 7)
     linear               batch 2-8: a Numba kernel that streams the weights
                          once; batch 1: BLAS's matrix-vector product; larger
-                         batches: BLAS's GEMM
+                         batches: BLAS's GEMM on blocks of weight rows, one
+                         block per thread (linear.weight_row_blocks)
     max_pool2d, adaptive_avg_pool2d, lrn
                          one parallel Numba kernel each
     relu                 one Numba kernel on the calling thread (memory-bound)
@@ -197,6 +198,6 @@ def linear(x, w, b, relu=False):
     if x.shape[0] == 1:
         blas.gemv(w, x[0], z[:, 0])                 # (out, in) @ (in,)
     else:
-        blas.gemm(w, x.T, z)                        # (out, in) @ (in, N)
+        linear_kernels.weight_row_blocks(w, x, z)   # (out, in) @ (in, N), in row blocks
     linear_kernels.add_bias_transposed(z, b, relu, y)
     return y

@@ -34,13 +34,20 @@ NUMPY_LIBRARY_FOLDERS = (
 )
 
 
-def _numpy_openblas(folders=NUMPY_LIBRARY_FOLDERS):
-    """(sgemm, sgemv, integer type) of the OpenBLAS NumPy loaded, or None."""
+def numpy_openblas_library(folders=NUMPY_LIBRARY_FOLDERS):
+    """The OpenBLAS NumPy loaded (ctypes.CDLL), or None if NumPy ships none."""
     for folder in folders:
         for path in sorted(glob.glob(os.path.join(folder, "libscipy_openblas64_*"))):
-            library = ctypes.CDLL(path)          # already loaded by NumPy: the same copy
-            return library.scipy_sgemm_64_, library.scipy_sgemv_64_, ctypes.c_int64
+            return ctypes.CDLL(path)             # already loaded by NumPy: the same copy
     return None
+
+
+def _numpy_openblas(folders=NUMPY_LIBRARY_FOLDERS):
+    """(sgemm, sgemv, integer type) of the OpenBLAS NumPy loaded, or None."""
+    library = numpy_openblas_library(folders)
+    if library is None:
+        return None
+    return library.scipy_sgemm_64_, library.scipy_sgemv_64_, ctypes.c_int64
 
 
 def _scipy_blas():
@@ -86,7 +93,7 @@ def _f(value: float):
     return ctypes.byref(ctypes.c_float(value))
 
 
-def _as_fortran(m: np.ndarray, what: str) -> tuple[bytes, int]:
+def fortran_layout(m: np.ndarray, what: str) -> tuple[bytes, int]:
     """How column-major BLAS reads the *transpose* of a float32 matrix:
     (b"N", row stride) if its rows are contiguous (a row-major matrix is its
     transpose in column-major), (b"T", column stride) if its columns are
@@ -120,8 +127,8 @@ def gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray, accumulate: bool = False) 
     (m, k), n = a.shape, b.shape[1]
     if b.shape[0] != k or c.shape != (m, n):
         raise ValueError(f"gemm: shapes {a.shape} @ {b.shape} -> {c.shape} do not fit")
-    (trans_a, lda), (trans_b, ldb) = _as_fortran(a, "a"), _as_fortran(b, "b")
-    trans_c, ldc = _as_fortran(c, "c")
+    (trans_a, lda), (trans_b, ldb) = fortran_layout(a, "a"), fortran_layout(b, "b")
+    trans_c, ldc = fortran_layout(c, "c")
     if trans_c != b"N" or not c.flags.writeable:
         raise ValueError("gemm: c must be writeable, with contiguous rows")
     _sgemm(trans_b, trans_a, _i(n), _i(m), _i(k), _f(1.0), b.ctypes.data, _i(ldb),

@@ -388,7 +388,9 @@ def shifted_gemms(x, fill, w, b, groups, dilation, relu, out_hw, layout, budget,
     follows (after the ReLU, if any): then the GEMMs write pixel-major,
     (n*F, O) instead of (O, n*F) (the same products, as fast), and
     pooling.max_pool_pixels_major pools that straight into y: the
-    convolution's full-size output is never written.
+    convolution's full-size output is never written, and y is channels-
+    last in memory, returned as its (N, O, Hp, Wp) view, as the Winograd
+    versions return theirs.
     """
     out_ch, c_per_group, kh, kw = w.shape
     c_in = c_per_group * groups
@@ -397,7 +399,11 @@ def shifted_gemms(x, fill, w, b, groups, dilation, relu, out_hw, layout, budget,
     n_img = x.shape[0]
     y_hw = out_hw if pool is None else tuple(
         conv_output_size(n, pool[0], pool[1], pool[2], ceil_mode=pool[3]) for n in out_hw)
-    y = np.empty((n_img, out_ch) + tuple(y_hw), dtype=np.float32)
+    if pool is None:
+        y = np.empty((n_img, out_ch) + tuple(y_hw), dtype=np.float32)
+    else:                                   # pooled from pixel-major rows: channels-last
+        y_channels_last = np.empty((n_img,) + tuple(y_hw) + (out_ch,), dtype=np.float32)
+        y = y_channels_last.transpose(0, 3, 1, 2)              # (N, O, Hp, Wp), a view
     taps = np.ascontiguousarray(w.transpose(2, 3, 0, 1))      # (kh, kw, O, Cg)
     fits = max(1, budget // ((c_in + out_ch) * frame * 4))     # images per chunk, at most
     chunk = -(-n_img // -(-n_img // fits))                     # equal chunks
@@ -417,7 +423,7 @@ def shifted_gemms(x, fill, w, b, groups, dilation, relu, out_hw, layout, budget,
             _accumulate_taps(frames, taps, groups, dilation, wp, z, pixels_major=True)
             kernel, stride, padding, _ = pool
             pooling.max_pool_pixels_major(z, frame_rows, wp, out_hw, kernel, stride, padding,
-                                          b, relu, y[start:start + n])
+                                          b, relu, y_channels_last[start:start + n])
     return y
 
 

@@ -64,8 +64,8 @@ def max_pool_pixels_major(z, frame_rows, row_length, conv_hw, kernel, stride, pa
     all O channels side by side, is row (m*frame_rows + i)*row_length + j
     (F = frame_rows*row_length: the frames of the shifted GEMMs in
     numalex.kernels.conv; positions past conv_hw = (Ho, Wo) are junk and
-    never read). y: (n, O, Hp, Wp), NCHW, gets
-        y[m, o, i, j] = relu(max over the window of z[., o] + b[o]),
+    never read). y: (n, Hp, Wp, O), channels-last like z, gets
+        y[m, i, j, o] = relu(max over the window of z[., o] + b[o]),
     windows clipped to Ho x Wo as in max_pool2d (ceil mode included).
 
     The bias and ReLU come after the max: x -> x + b and ReLU never change
@@ -75,31 +75,34 @@ def max_pool_pixels_major(z, frame_rows, row_length, conv_hw, kernel, stride, pa
 
     Why it is fast: a window's pixels are rows of z holding all channels, so
     the max runs down contiguous rows of O floats (vectorised), where in
-    NCHW every step of a stride-2 window is a scalar. And the full-size
+    NCHW every step of a stride-2 window is a scalar; y is channels-last
+    too, so the result is stored the same way. And the full-size
     convolution output is never written: this reads the GEMM's result once
     and writes only the pooled map. One (image, pooled row) per task.
     """
-    n_img, out_ch, hp, wpo = y.shape
+    n_img, hp, wpo, out_ch = y.shape
     ho, wo = conv_hw
     for task in prange(n_img * hp):
         m, i = task // hp, task % hp
         r0 = max(0, i * stride - padding)
         r1 = min(ho, i * stride - padding + kernel)
-        best = np.empty(out_ch, dtype=np.float32)
         for j in range(wpo):
             q0 = max(0, j * stride - padding)
             q1 = min(wo, j * stride - padding + kernel)
+            # the window's max is built in place in y[m, i, j, :] (indexed
+            # whole: a view made in a parallel loop costs an atomic
+            # reference count update, which the threads would fight over)
             first = (m * frame_rows + r0) * row_length + q0
             for o in range(out_ch):
-                best[o] = z[first, o]
+                y[m, i, j, o] = z[first, o]
             for r in range(r0, r1):
                 for q in range(q0, q1):
                     pixel = (m * frame_rows + r) * row_length + q
                     for o in range(out_ch):
-                        best[o] = _nan_max(z[pixel, o], best[o])
+                        y[m, i, j, o] = _nan_max(z[pixel, o], y[m, i, j, o])
             for o in range(out_ch):
-                v = best[o] + b[o]
-                y[m, o, i, j] = np.float32(0.0) if relu and v < 0 else v
+                v = y[m, i, j, o] + b[o]
+                y[m, i, j, o] = np.float32(0.0) if relu and v < 0 else v
 
 
 @njit(parallel=True, cache=True)

@@ -31,8 +31,9 @@ the epilogues of the shifted GEMMs already take (a transpose to NCHW with
 the bias, or the fused max pool).
 
 Why it is fast: the multiply-adds are still all in OpenBLAS's GEMM, just
-fewer of them; the transforms and layout changes are single vectorised
-passes. The results differ from direct convolution by rounding only (the
+fewer of them, and the alpha^2 independent products run side by side, one
+per thread (parallel_gemm.gemm_batch); the transforms and layout changes
+are single vectorised passes. The results differ from direct convolution by rounding only (the
 transforms' entries are 0, +-1 and +-1/2).
 """
 from __future__ import annotations
@@ -44,7 +45,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..shapes import conv_output_size
-from . import blas, pooling
+from . import parallel_gemm, pooling
 from .conv import scratch
 
 # Transformed tiles of at most this many bytes (V and M together) at once.
@@ -146,36 +147,51 @@ def pad_channels_last(x, padding, out):
 
 
 @njit(parallel=True, cache=True)
-def transform_input(xp, row0, col0, tiles_h, tiles_w, v):
-    """V = B^T d B for every 4 x 4 input tile d, all channels at once.
+def transform_input(xp, slots, groups, tiles_h, tiles_w, v):
+    """V = B^T d B for every 4 x 4 input tile d, all channels, every slot at once.
 
-    xp: (N, Hp, Wp, C) zero-padded, channels-last; v: (16, N*tiles_h*tiles_w, C).
-    Tile (ty, tx) of image n covers padded rows row0 + 2*ty ... + 3 and
-    columns col0 + 2*tx ... + 3 and is row t = (n*tiles_h + ty)*tiles_w + tx
+    xp: (N, Hp, Wp, C) zero-padded, channels-last; slots: (K, 2), the
+    (row, column) offset at which each slot's tiles start (block_plan);
+    v: (16, N*tiles_h*tiles_w + tail, G*K*Cg), C-contiguous. Tile (ty, tx)
+    of image n and slot k covers padded rows slots[k, 0] + 2*ty ... + 3 and
+    columns slots[k, 1] + 2*tx ... + 3; its channels of group g land in
+    columns (g*K + k)*Cg ... + Cg - 1 of row t = (n*tiles_h + ty)*tiles_w + tx
     of each v[xi]. The innermost loop runs over channels: 16 contiguous
     loads, additions, 16 contiguous stores. One row of tiles per task.
     """
     n_img, c_in = xp.shape[0], xp.shape[3]
+    c_per_group, n_slots = c_in // groups, slots.shape[0]
     for task in prange(n_img * tiles_h):
         n, ty = task // tiles_h, task % tiles_h
-        r = row0 + 2 * ty
         for tx in range(tiles_w):
-            t, q = task * tiles_w + tx, col0 + 2 * tx
-            for c in range(c_in):
-                # B^T d: the tile's four rows mixed, one column at a time
-                s00, s10, s20, s30 = _mix(xp[n, r, q, c], xp[n, r + 1, q, c],
-                                          xp[n, r + 2, q, c], xp[n, r + 3, q, c])
-                s01, s11, s21, s31 = _mix(xp[n, r, q + 1, c], xp[n, r + 1, q + 1, c],
-                                          xp[n, r + 2, q + 1, c], xp[n, r + 3, q + 1, c])
-                s02, s12, s22, s32 = _mix(xp[n, r, q + 2, c], xp[n, r + 1, q + 2, c],
-                                          xp[n, r + 2, q + 2, c], xp[n, r + 3, q + 2, c])
-                s03, s13, s23, s33 = _mix(xp[n, r, q + 3, c], xp[n, r + 1, q + 3, c],
-                                          xp[n, r + 2, q + 3, c], xp[n, r + 3, q + 3, c])
-                # (B^T d) B: each mixed row mixed along its columns
-                v[0, t, c], v[1, t, c], v[2, t, c], v[3, t, c] = _mix(s00, s01, s02, s03)
-                v[4, t, c], v[5, t, c], v[6, t, c], v[7, t, c] = _mix(s10, s11, s12, s13)
-                v[8, t, c], v[9, t, c], v[10, t, c], v[11, t, c] = _mix(s20, s21, s22, s23)
-                v[12, t, c], v[13, t, c], v[14, t, c], v[15, t, c] = _mix(s30, s31, s32, s33)
+            t = task * tiles_w + tx
+            for k in range(n_slots):
+                r, q = slots[k, 0] + 2 * ty, slots[k, 1] + 2 * tx
+                for g in range(groups):
+                    first_in, first_out = g * c_per_group, (g * n_slots + k) * c_per_group
+                    for c in range(c_per_group):
+                        ci, co = first_in + c, first_out + c
+                        # B^T d: the tile's four rows mixed, one column at a time
+                        s00, s10, s20, s30 = _mix(xp[n, r, q, ci], xp[n, r + 1, q, ci],
+                                                  xp[n, r + 2, q, ci], xp[n, r + 3, q, ci])
+                        s01, s11, s21, s31 = _mix(xp[n, r, q + 1, ci], xp[n, r + 1, q + 1, ci],
+                                                  xp[n, r + 2, q + 1, ci],
+                                                  xp[n, r + 3, q + 1, ci])
+                        s02, s12, s22, s32 = _mix(xp[n, r, q + 2, ci], xp[n, r + 1, q + 2, ci],
+                                                  xp[n, r + 2, q + 2, ci],
+                                                  xp[n, r + 3, q + 2, ci])
+                        s03, s13, s23, s33 = _mix(xp[n, r, q + 3, ci], xp[n, r + 1, q + 3, ci],
+                                                  xp[n, r + 2, q + 3, ci],
+                                                  xp[n, r + 3, q + 3, ci])
+                        # (B^T d) B: each mixed row mixed along its columns
+                        v[0, t, co], v[1, t, co], v[2, t, co], v[3, t, co] = _mix(
+                            s00, s01, s02, s03)
+                        v[4, t, co], v[5, t, co], v[6, t, co], v[7, t, co] = _mix(
+                            s10, s11, s12, s13)
+                        v[8, t, co], v[9, t, co], v[10, t, co], v[11, t, co] = _mix(
+                            s20, s21, s22, s23)
+                        v[12, t, co], v[13, t, co], v[14, t, co], v[15, t, co] = _mix(
+                            s30, s31, s32, s33)
 
 
 @njit(parallel=True, cache=True)
@@ -238,7 +254,7 @@ class Scheme:
     """One Winograd algorithm F(m x m, 3 x 3): its tile sizes and transforms.
 
     transform_weights(w (O, Cg, 3, 3), u (alpha^2, Cg, O)),
-    transform_input(xp, row0, col0, tiles_h, tiles_w, v (alpha^2, tiles, C)),
+    transform_input(xp, slots (K, 2), groups, tiles_h, tiles_w, v (alpha^2, tiles, G*K*Cg)),
     transform_output(m (alpha^2, tiles, O), frame_hw, ho, wo, z (pixels, O))."""
 
     name: str
@@ -346,6 +362,7 @@ def conv_winograd(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=False
     reach = max(r for slot in slots for r in slot) + 2         # rows past the last tile's m
     padded = (tile * frame_h + reach, tile * frame_w + reach)   # the rows, columns tiles read
     depth = len(slots) * c_in                                   # V's channels, all slots
+    slot_offsets = np.array(slots, dtype=np.int64)              # (K, 2)
     per_image = 4 * (padded[0] * padded[1] * c_in + points * frame * (depth + out_ch)
                      + ho * wo * out_ch)
     chunk = -(-n_img // -(-n_img // max(1, budget // per_image)))   # equal chunks
@@ -357,8 +374,7 @@ def conv_winograd(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=False
         n = min(n_img, start + chunk) - start
         positions = n * frame
         xp = xp_all[:n * padded[0] * padded[1] * c_in].reshape((n,) + padded + (c_in,))
-        v = v_all[:points * (positions + tail) * depth].reshape(
-            points, positions + tail, groups, len(slots), c_per_group)
+        v = v_all[:points * (positions + tail) * depth]
         m = m_all[:points * positions * out_ch].reshape(points, positions, out_ch)
         z = (y_channels_last[start:start + n] if pool is None     # the output itself
              else z_all[:n * ho * wo * out_ch]).reshape(n * ho * wo, out_ch)
@@ -366,25 +382,21 @@ def conv_winograd(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=False
             pad_rows(x_channels_last[start:start + n], padding, xp)
         else:
             pad_channels_last(x[start:start + n], padding, xp)
-        for k, (row0, col0) in enumerate(slots):
-            for g in range(groups):
-                scheme.transform_input(xp[..., g * c_per_group:(g + 1) * c_per_group],
-                                       row0, col0, frame_h, frame_w, v[:, :, g, k])
-        v[:, positions:] = 0.0                                  # read by junk tiles only
         rows = v.reshape(points, positions + tail, depth)       # (alpha^2, tiles, G*K*Cg)
-        for xi in range(points):
-            for g in range(groups):
-                ins = slice(g * depth // groups, (g + 1) * depth // groups)   # group g, K slots
-                outs = slice(g * o_per_group, (g + 1) * o_per_group)
-                for s, (th, tw) in enumerate(shifts):
-                    off = th * frame_w + tw
-                    blas.gemm(rows[xi, off:off + positions, ins], u[s, xi, :, outs],
-                              m[xi, :, outs], accumulate=s > 0)
+        scheme.transform_input(xp, slot_offsets, groups, frame_h, frame_w, rows)
+        rows[:, positions:] = 0.0                               # read by junk tiles only
+        for g in range(groups):
+            ins = slice(g * depth // groups, (g + 1) * depth // groups)   # group g, K slots
+            outs = slice(g * o_per_group, (g + 1) * o_per_group)
+            for s, (th, tw) in enumerate(shifts):
+                off = th * frame_w + tw                 # M[xi] (+)= V[xi] @ U[s, xi], all xi
+                parallel_gemm.gemm_batch(rows[:, off:off + positions, ins], u[s, :, :, outs],
+                                         m[:, :, outs], accumulate=s > 0)
         scheme.transform_output(m, (frame_h, frame_w), ho, wo, z)
         if pool is None:
             add_bias_in_place(z, b, relu)
         else:
             kernel, pool_stride, pool_padding, _ = pool
             pooling.max_pool_pixels_major(z, ho, wo, (ho, wo), kernel, pool_stride,
-                                          pool_padding, b, relu, y[start:start + n])
+                                          pool_padding, b, relu, y_channels_last[start:start + n])
     return y

@@ -33,7 +33,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .conv import fold_kernel, output_hw, scratch, space_to_depth
+from .conv import fold_kernel, output_hw, scratch
 from .winograd import Scheme, conv_winograd, transformed_weights
 
 TILE = 4                # outputs per tile side (m)
@@ -74,37 +74,49 @@ def transform_weights(w: np.ndarray, u: np.ndarray) -> None:
 
 
 @njit(parallel=True, cache=True)
-def transform_input(xp, row0, col0, tiles_h, tiles_w, v):
-    """V = B^T d B for every 6 x 6 input tile d, all channels at once.
+def transform_input(xp, slots, groups, tiles_h, tiles_w, v):
+    """V = B^T d B for every 6 x 6 input tile d, all channels, every slot at once.
 
-    xp: (N, Hp, Wp, C) zero-padded, channels-last; v: (36, N*tiles_h*tiles_w, C).
-    Tile (ty, tx) of image n covers padded rows row0 + 4*ty ... + 5 and
-    columns col0 + 4*tx ... + 5, and is row t = (n*tiles_h + ty)*tiles_w + tx
-    of each v[xi]. First every column of the tile is mixed (B^T d), then
-    every row of that (. B); each step is one loop over contiguous channels.
+    xp: (N, Hp, Wp, C) zero-padded, channels-last; slots: (K, 2), the
+    (row, column) offset at which each slot's tiles start (block_plan);
+    v: (36, N*tiles_h*tiles_w + tail, G*K*Cg), C-contiguous. Tile (ty, tx)
+    of image n and slot k covers padded rows slots[k, 0] + 4*ty ... + 5 and
+    columns slots[k, 1] + 4*tx ... + 5, and its channels of group g land in
+    columns (g*K + k)*Cg ... + Cg - 1 of row t = (n*tiles_h + ty)*tiles_w + tx
+    of each v[xi]: the slots of a group side by side, so that one GEMM of
+    depth K*Cg sums them. First every column of the tile is mixed (B^T d),
+    then every row of that (. B); each step is one loop over contiguous
+    channels, which vectorises because v is one contiguous array (a view of
+    one slot's columns would hide the unit stride from the compiler).
     One row of tiles per task.
     """
     n_img, c_in = xp.shape[0], xp.shape[3]
+    c_per_group, n_slots = c_in // groups, slots.shape[0]
     for task in prange(n_img * tiles_h):
         n, ty = task // tiles_h, task % tiles_h
-        r = row0 + TILE * ty
-        mixed = np.empty((ALPHA * ALPHA, c_in), dtype=np.float32)     # B^T d, row-major
+        mixed = np.empty((ALPHA * ALPHA, c_per_group), dtype=np.float32)   # B^T d
         for tx in range(tiles_w):
-            t, q = task * tiles_w + tx, col0 + TILE * tx
-            for j in range(ALPHA):
-                for c in range(c_in):
-                    (mixed[j, c], mixed[6 + j, c], mixed[12 + j, c], mixed[18 + j, c],
-                     mixed[24 + j, c], mixed[30 + j, c]) = _mix(
-                        xp[n, r, q + j, c], xp[n, r + 1, q + j, c], xp[n, r + 2, q + j, c],
-                        xp[n, r + 3, q + j, c], xp[n, r + 4, q + j, c],
-                        xp[n, r + 5, q + j, c])
-            for i in range(ALPHA):
-                row = 6 * i
-                for c in range(c_in):
-                    (v[row, t, c], v[row + 1, t, c], v[row + 2, t, c], v[row + 3, t, c],
-                     v[row + 4, t, c], v[row + 5, t, c]) = _mix(
-                        mixed[row, c], mixed[row + 1, c], mixed[row + 2, c],
-                        mixed[row + 3, c], mixed[row + 4, c], mixed[row + 5, c])
+            t = task * tiles_w + tx
+            for k in range(n_slots):
+                r, q = slots[k, 0] + TILE * ty, slots[k, 1] + TILE * tx
+                for g in range(groups):
+                    first_in, first_out = g * c_per_group, (g * n_slots + k) * c_per_group
+                    for j in range(ALPHA):
+                        for c in range(c_per_group):
+                            ci = first_in + c
+                            (mixed[j, c], mixed[6 + j, c], mixed[12 + j, c], mixed[18 + j, c],
+                             mixed[24 + j, c], mixed[30 + j, c]) = _mix(
+                                xp[n, r, q + j, ci], xp[n, r + 1, q + j, ci],
+                                xp[n, r + 2, q + j, ci], xp[n, r + 3, q + j, ci],
+                                xp[n, r + 4, q + j, ci], xp[n, r + 5, q + j, ci])
+                    for i in range(ALPHA):
+                        row = 6 * i
+                        for c in range(c_per_group):
+                            co = first_out + c
+                            (v[row, t, co], v[row + 1, t, co], v[row + 2, t, co],
+                             v[row + 3, t, co], v[row + 4, t, co], v[row + 5, t, co]) = _mix(
+                                mixed[row, c], mixed[row + 1, c], mixed[row + 2, c],
+                                mixed[row + 3, c], mixed[row + 4, c], mixed[row + 5, c])
 
 
 @njit(parallel=True, cache=True)
@@ -187,6 +199,31 @@ def conv_space_to_depth_winograd(x, w, b, stride=1, padding=0, groups=1, dilatio
     w_folded = fold_kernel(w, stride, dilation)                # (O, C*s*s, th, tw)
     blocks_h, blocks_w = ho + w_folded.shape[2] - 1, wo + w_folded.shape[3] - 1
     folded = scratch.take("folded input", n_img * c_in * stride * stride * blocks_h * blocks_w)
-    folded = folded.reshape(n_img, c_in * stride * stride, blocks_h, blocks_w)
-    space_to_depth(x, stride, padding, blocks_h, blocks_w, folded)
-    return conv_winograd(folded, w_folded, b, 1, 0, groups, 1, relu, pool, u=u, scheme=F4)
+    folded = folded.reshape(n_img, blocks_h, blocks_w, c_in * stride * stride)
+    space_to_depth_channels_last(x, stride, padding, folded)
+    # the (N, C*s*s, bh, bw) view of channels-last memory: conv_winograd
+    # pads it with row copies instead of transposing it
+    return conv_winograd(folded.transpose(0, 3, 1, 2), w_folded, b, 1, 0, groups, 1, relu,
+                         pool, u=u, scheme=F4)
+
+
+@njit(parallel=True, cache=True)
+def space_to_depth_channels_last(x, stride, padding, out):
+    """space_to_depth (numalex/kernels/conv.py) written channels-last, as the
+    Winograd driver reads its input: x: (N, C, H, W) -> out: (N, bh, bw,
+    C*s*s), out[n, i, j, (c*s + a)*s + e] = x[n, c, i*s + a - p, j*s + e - p]
+    (0 outside the input). One (image, block row) per task; each block's
+    C*s*s values are stored side by side."""
+    n_img, c_in, h, wd = x.shape
+    blocks_h, blocks_w = out.shape[1], out.shape[2]
+    for task in prange(n_img * blocks_h):
+        n, i = task // blocks_h, task % blocks_h
+        for j in range(blocks_w):
+            for c in range(c_in):
+                for a in range(stride):
+                    r = i * stride + a - padding
+                    for e in range(stride):
+                        q = j * stride + e - padding
+                        inside = 0 <= r < h and 0 <= q < wd
+                        out[n, i, j, (c * stride + a) * stride + e] = (
+                            x[n, c, r, q] if inside else np.float32(0.0))
