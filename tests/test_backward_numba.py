@@ -64,6 +64,9 @@ def rectangular_convs(draw):
 @given(rectangular_convs())
 @example(((1, 3, 23, 23), (4, 3, 11, 11), 4, 2, 1, 1))   # conv1 of AlexNet-224, shrunk: 1 row dropped
 @example(((2, 4, 9, 8), (6, 2, 3, 3), 2, 0, 2, 1))       # groups, stride drops a row
+@example(((2, 4, 9, 8), (6, 2, 3, 3), 1, 1, 2, 1))       # dx as a forward conv, by group
+@example(((9, 2, 7, 6), (3, 2, 5, 5), 1, 4, 1, 1))       # ... padding k - 1, Winograd batch
+@example(((1, 2, 7, 6), (3, 2, 3, 3), 1, 0, 1, 1))       # ... no padding
 def test_conv2d_backward_matches_autograd(case):
     x_shape, w_shape, stride, padding, groups, dilation = case
     x, w, b = random(x_shape, 1), random(w_shape, 2), random(w_shape[:1], 3)

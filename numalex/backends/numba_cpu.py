@@ -14,7 +14,7 @@ numalex.kernels:
     linear               batch 2-8: a Numba kernel that streams the weights
                          once; batch 1: BLAS's matrix-vector product; larger
                          batches: BLAS's GEMM on blocks of weight rows, one
-                         block per thread (linear.weight_row_blocks)
+                         block per thread (parallel_gemm.gemm_row_blocks)
     max_pool2d, adaptive_avg_pool2d, lrn
                          one parallel Numba kernel each
     relu                 one Numba kernel on the calling thread (memory-bound)
@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..kernels import blas, ladder, linear as linear_kernels, pointwise, pooling
+from ..kernels import blas, ladder, linear as linear_kernels, parallel_gemm, pointwise, pooling
 from ..shapes import adaptive_bins
 from . import checks
 from .numba_backward import (adaptive_avg_pool2d_backward, conv2d_backward,  # noqa: F401
@@ -198,6 +198,6 @@ def linear(x, w, b, relu=False):
     if x.shape[0] == 1:
         blas.gemv(w, x[0], z[:, 0])                 # (out, in) @ (in,)
     else:
-        linear_kernels.weight_row_blocks(w, x, z)   # (out, in) @ (in, N), in row blocks
+        parallel_gemm.gemm_row_blocks(w, x.T, z)    # (out, in) @ (in, N), in row blocks
     linear_kernels.add_bias_transposed(z, b, relu, y)
     return y

@@ -8,20 +8,14 @@ matrix-vector product takes at batch 1. ``linear_streaming`` reads every
 weight once, front to back, and uses it for two samples while it sits in a
 register. At batch 1 OpenBLAS's matrix-vector product already streams at
 memory speed, and at larger batches the product is compute-bound: the
-backend calls BLAS for both, at larger batches through ``weight_row_blocks``.
+backend calls BLAS for both, at larger batches on blocks of weight rows side
+by side (parallel_gemm.gemm_row_blocks).
 """
 from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange
 
-from . import blas, parallel_gemm
-
-# Blocks of weight rows that weight_row_blocks multiplies side by side. fc6
-# of AlexNet at batch 32 ((4096 x 9216) @ (9216 x 32)) on a 2-core AMD EPYC:
-# one two-thread OpenBLAS call 56 GFLOP/s; 2 blocks 64, 4 blocks 75,
-# 8 blocks 86, 16 blocks 76.
-ROW_BLOCKS = 8
 
 
 @njit(parallel=True, fastmath=True, cache=True)
@@ -76,25 +70,3 @@ def add_bias_transposed(z, b, relu, y):
             v = z[o, n] + b[o]
             y[n, o] = np.float32(0.0) if relu and v < 0 else v
 
-
-def weight_row_blocks(w, x, z):
-    """z = w @ x^T for a fully connected layer at a large batch. w: (O, K),
-    x: (N, K), z: (O, N).
-
-    The product is cut into ROW_BLOCKS blocks of weight rows, multiplied in
-    parallel by single-threaded OpenBLAS calls (parallel_gemm.gemm_batch),
-    plus one call for the rows left over. Why: with N much smaller than O
-    and K, a single OpenBLAS call splits the work across threads along the
-    narrow side and waits on every block; eight independent products keep
-    both cores busy instead (1.5x faster on fc6 at batch 32).
-    """
-    out = w.shape[0]
-    per_block = out // ROW_BLOCKS
-    whole = per_block * ROW_BLOCKS
-    x_t = x.T                                                  # (K, N), a view
-    if per_block:
-        parallel_gemm.gemm_batch(w[:whole].reshape(ROW_BLOCKS, per_block, w.shape[1]),
-                                 np.broadcast_to(x_t, (ROW_BLOCKS,) + x_t.shape),
-                                 z[:whole].reshape(ROW_BLOCKS, per_block, x.shape[0]))
-    if whole < out:
-        blas.gemm(w[whole:], x_t, z[whole:])

@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numba import njit, prange
 
 
 class SGD:
@@ -57,17 +58,23 @@ class SGD:
 
     def step(self, grads: dict) -> None:
         """Update every parameter from grads ({key: array}, keyed like
-        model.state_dict(), same shapes)."""
+        model.state_dict(), same shapes).
+
+        The model's own arrays are updated in place, as torch.optim does, by
+        momentum_update: one parallel pass per parameter. AlexNet holds 61
+        million parameters; writing each update into fresh NumPy arrays
+        made a step allocate and fill about a gigabyte of temporaries, a
+        quarter of a whole training step (0.74 s of 3.0 at batch 32 on two
+        cores; one pass: 0.1 s). Then load_state_dict is told the weights
+        changed, so the backends prepare their copies of them again."""
         params = self.model.state_dict()
         _check_grads(grads, params)
         lr, momentum, decay = (np.float32(v) for v in (self.lr, self.momentum, self.weight_decay))
-        updated = {}
         for key, w in params.items():
-            v = self.velocity[key]
-            v *= momentum
-            v += grads[key] + decay * w      # the same float32 order as PyTorch
-            updated[key] = w - lr * v
-        self.model.load_state_dict(updated)
+            g = np.ascontiguousarray(grads[key], np.float32)
+            momentum_update(w.reshape(-1), g.reshape(-1), self.velocity[key].reshape(-1),
+                            lr, momentum, decay)
+        self.model.load_state_dict(params)
 
     def end_epoch(self, held_out_accuracy: float) -> bool:
         """Count an epoch; divide lr by `factor` once held-out accuracy has not
@@ -101,6 +108,17 @@ class SGD:
         for name in self.SETTINGS:
             setattr(self, name, settings[name])
         self.velocity = {key: np.array(buffers[key], np.float32) for key in self.velocity}
+
+
+@njit(parallel=True, cache=True)
+def momentum_update(w, g, v, lr, momentum, decay):
+    """v = momentum * v + (g + decay * w), then w = w - lr * v, in place, for
+    flat float32 arrays: PyTorch's SGD, rounded in the same float32 order
+    (no fastmath, so no fused multiply-adds). Memory-bound: one read of w,
+    g and v and one write of v and w per element, split across the cores."""
+    for i in prange(w.size):
+        v[i] = momentum * v[i] + (g[i] + decay * w[i])
+        w[i] = w[i] - lr * v[i]
 
 
 def _check_grads(grads: dict, params: dict, what: str = "gradient") -> None:
