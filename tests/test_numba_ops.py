@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 import loop_oracles as loops
 from numalex import backends
 from numalex.backends import checks
-from numalex.kernels import blas, conv, ladder, winograd, winograd_f4
+from numalex.kernels import blas, conv, conv_im2row, conv_shifted, ladder, winograd, winograd_f4
 from numalex.kernels import linear as linear_kernels
 from numalex.shapes import ShapeError
 from numalex.testing import conv_cases
@@ -85,9 +85,9 @@ STRIDE_ONE_CASES = [  # (N, C, H, W, O, k, padding, groups, dilation)
 def test_shifted_gemm_matches_loop_oracle(n, c, h, w, o, k, padding, groups, dilation):
     x, wt, b = random((n, c, h, w), 1), random((o, c // groups, k, k), 2), random((o,), 3)
     want = loops.conv2d(x, wt, b, 1, padding, groups, dilation)
-    assert_close(conv.conv_shifted_gemm(x, wt, b, 1, padding, groups, dilation), want)
+    assert_close(conv_shifted.conv_shifted_gemm(x, wt, b, 1, padding, groups, dilation), want)
     # a budget of one image per chunk: the chunk loop and the scratch reuse
-    assert_close(conv.conv_shifted_gemm(x, wt, b, 1, padding, groups, dilation, budget=1),
+    assert_close(conv_shifted.conv_shifted_gemm(x, wt, b, 1, padding, groups, dilation, budget=1),
                  want)
 
 
@@ -249,7 +249,7 @@ def test_conv_versions_fuse_relu(version):
 def test_im2row_splits_a_batch_into_chunks():
     # room for one image's rows: chunks of 1 image each
     x, wt, b = random((3, 3, 11, 11), 1), random((4, 3, 5, 5), 2), random((4,), 3)
-    got = conv.conv_im2row(x, wt, b, 3, 1, 1, 1, rows_budget=1)
+    got = conv_im2row.conv_im2row(x, wt, b, 3, 1, 1, 1, rows_budget=1)
     assert_close(got, loops.conv2d(x, wt, b, 3, 1, 1, 1))
 
 

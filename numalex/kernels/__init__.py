@@ -2,15 +2,19 @@
 
     ladder.py     the convolution ladder in order, validated and timed
                   side by side by benchmarks/conv_ladder.py:
-    conv.py       naive loops -> reordered loops -> im2col + GEMM ->
-                  shifted GEMMs -> im2row + GEMM -> space-to-depth +
-                  shifted GEMMs
+    conv.py       naive loops -> reordered loops -> im2col + GEMM (1-4),
+                  and what every version shares
+    conv_shifted.py  -> shifted GEMMs (5); space-to-depth + shifted GEMMs (7)
+    conv_im2row.py   -> im2row + GEMM (6)
     winograd.py   -> Winograd F(2x2, 3x3): 2.25x fewer multiply-adds for
                   3x3 kernels (and the driver every Winograd version uses)
     winograd_f4.py -> Winograd F(4x4, 3x3): 4x fewer; also after
                   space-to-depth, for strided kernels
     blas.py       the BLAS calls the backend makes (a GEMM that can add into
                   its output and read windows of bigger arrays; a GEMV)
+    parallel_gemm.py  many independent GEMMs at once, one per Numba thread,
+                  each a single-threaded OpenBLAS call (Winograd's products,
+                  row blocks of fully connected layers and gradients)
     linear.py     small-batch fully connected layers that stream the weights
     pooling.py    max pooling (floor and ceil mode, and fused into a conv's
                   epilogue), adaptive average pooling

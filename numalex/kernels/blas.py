@@ -1,7 +1,7 @@
 """One BLAS call NumPy does not offer: a GEMM that adds into its output.
 
 ``np.matmul(a, b, out=c)`` overwrites c. The shifted-GEMM convolution
-(version 5 in conv.py) sums k*k products into one output, and it multiplies
+(version 5, conv_shifted.py) sums k*k products into one output, and it multiplies
 matrices that are *windows* of a bigger array: rows of equal length that
 sit a fixed stride apart, not packed. BLAS's ``sgemm`` does both
 (C = alpha A B + beta C, each matrix with its own row stride, the

@@ -1,4 +1,4 @@
-"""The convolution ladder, versions 1-7: conv2d from the definition to BLAS.
+"""The convolution ladder, versions 1-4: conv2d from the definition to BLAS.
 
 Every version computes PyTorch's cross-correlation::
 
@@ -33,8 +33,10 @@ checks each one against the NumPy reference before it times them.
                        s*s times the channels (each s x s block of pixels
                        becomes channels), then run as version 5.
 
-Versions 8-10 (Winograd) are in numalex/kernels/winograd.py and
-winograd_f4.py, and the whole ladder in order in numalex/kernels/ladder.py,
+This file holds versions 1-4 and what every version shares (output
+sizes, scratch buffers, columns_inside); 5 and 7 are in
+numalex/kernels/conv_shifted.py, 6 in conv_im2row.py, 8-10 (Winograd) in
+winograd.py and winograd_f4.py, and the whole ladder in order in ladder.py,
 whose choose() says which version the numba backend runs for which layer
 and batch. 3 is the one-image special case of 4.
 Versions 3-10 take ``relu=True`` to apply max(y, 0) in the same pass that
@@ -49,7 +51,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..shapes import conv_output_size
-from . import blas, pooling
+from . import blas
 
 # Columns of at most this many bytes are built at once (batched im2col). Few
 # big GEMMs beat many small ones, most of all when other processes share the
@@ -64,7 +66,8 @@ def output_hw(x, w, stride, padding, dilation):
             conv_output_size(x.shape[3], kw, stride, padding, dilation))
 
 
-def _empty_output(x, w, stride, padding, dilation):
+def empty_output(x, w, stride, padding, dilation):
+    """An uninitialised (N, O, Ho, Wo) float32 output for x and w."""
     ho, wo = output_hw(x, w, stride, padding, dilation)
     return np.empty((x.shape[0], w.shape[0], ho, wo), dtype=np.float32)
 
@@ -98,7 +101,7 @@ def conv_naive(x, w, b, stride=1, padding=0, groups=1, dilation=1):
     bounds check per tap, reloads every weight for every pixel, and runs on
     one core.
     """
-    y = _empty_output(x, w, stride, padding, dilation)
+    y = empty_output(x, w, stride, padding, dilation)
     _conv_naive(x, w, b, stride, padding, groups, dilation, y)
     return y
 
@@ -142,7 +145,7 @@ def conv_reordered(x, w, b, stride=1, padding=0, groups=1, dilation=1):
     front, so the inner loop has no bounds checks, and with stride 1 it reads
     contiguous memory and vectorises. Output planes (n, o) run in parallel.
     """
-    y = _empty_output(x, w, stride, padding, dilation)
+    y = empty_output(x, w, stride, padding, dilation)
     _conv_reordered(x, w, b, stride, padding, groups, dilation, y)
     return y
 
@@ -252,7 +255,7 @@ def conv_im2col_batched(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu
     """
     n_img, c_in = x.shape[:2]
     out_ch, c_per_group, kh, kw = w.shape
-    y = _empty_output(x, w, stride, padding, dilation)
+    y = empty_output(x, w, stride, padding, dilation)
     ho, wo = y.shape[2:]
     pixels = ho * wo
     rows = c_in * kh * kw
@@ -277,351 +280,3 @@ def conv_im2col(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=False):
     """Version 3: im2col + GEMM one image at a time (version 4 with room for
     a single image's columns): more, smaller products."""
     return conv_im2col_batched(x, w, b, stride, padding, groups, dilation, relu, cols_budget=0)
-
-
-# ---- 5. shifted GEMM (stride 1) ----------------------------------------------
-@njit(parallel=True, cache=True)
-def pad_into_frames(x, padding, frame_rows, wp, frames):
-    """Zero-pad every image and lay the padded images end to end, per channel.
-
-    x: (N, C, H, W) -> frames: (C, N*F + tail) with F = frame_rows*Wp and
-    frames[c, n*F + (r + p)*Wp + (q + p)] = x[n, c, r, q], zero elsewhere.
-    Padding is shared twice over: a row is W + p long, not W + 2p (the p
-    zeros that open one row also close the row before it), and a frame is
-    H + p rows, not H + 2p (the p zero rows under one image are the p zero
-    rows above the next; the tail holds the last image's).
-    Parallel over channels; each channel is one sequential write.
-    """
-    n_img, c_in, h, wd = x.shape
-    length = frames.shape[1]
-    for c in prange(c_in):
-        for t in range(length):
-            frames[c, t] = 0.0
-        for n in range(n_img):
-            for r in range(h):
-                start = (n * frame_rows + r + padding) * wp + padding
-                for q in range(wd):
-                    frames[c, start + q] = x[n, c, r, q]
-
-
-@njit(cache=True)
-def crop_frames(z, b, relu, frame_rows, wp, y):
-    """y[n, o, i, j] = z[o, (n*frame_rows + i)*Wp + j] + b[o] (then max(., 0)
-    if `relu`): keep the Ho x Wo valid outputs of each frame, drop the rest,
-    add the bias, in one pass to NCHW. z: (O, N*frame_rows*Wp),
-    y: (N, O, Ho, Wo).
-    Memory-bound, so on the calling thread (see add_bias_to_nchw)."""
-    n_img, out_ch, ho, wo = y.shape
-    for n in range(n_img):
-        for o in range(out_ch):
-            for i in range(ho):
-                start = (n * frame_rows + i) * wp
-                for j in range(wo):
-                    v = z[o, start + j] + b[o]
-                    y[n, o, i, j] = np.float32(0.0) if relu and v < 0 else v
-
-
-def conv_shifted_gemm(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=False,
-                      budget=COLS_BUDGET_BYTES, pool=None):
-    """Version 5 (stride 1 only): k*k GEMMs on shifted views, no im2col.
-
-    Pad each image once to Hp x Wp and flatten it: pixel (r, q) sits at
-    r*Wp + q. With stride 1, output (i, j) needs input pixel
-    (i + u*d, j + v*d) for tap (u, v), which sits u*d*Wp + v*d further on
-    than pixel (i, j). So for every tap the inputs of *all* outputs form one
-    contiguous slice of the flat image, and
-
-        z (O, Hp*Wp) += W[:, :, u, v] (O, C) @ frames[:, off:off + Hp*Wp],
-        off = u*d*Wp + v*d,
-
-    summed over the k*k taps, is the convolution evaluated at every position
-    of the padded frame. The Ho x Wo top-left block of each frame is the
-    answer; the other positions (the last columns of every row, the last
-    rows) are junk that costs some extra multiply-adds and is dropped when
-    the bias is added. The images of a chunk sit end to end, so each tap is
-    one big GEMM for the whole chunk. Less padding is less junk: a tap that
-    reads past the right end of a row lands in the p zeros that open the
-    next row, and one past the bottom of an image in the p zero rows above
-    the next image, so rows are W + p long and frames H + p rows high, not
-    W + 2p and H + 2p (conv3 of AlexNet at 13 x 13: 196 positions per
-    image for 169 outputs instead of 210).
-
-    Why it is fast: the input is copied once (padding) instead of k*k times
-    (im2col writes 9x or 25x the input), and every GEMM reads the padded
-    input in place (blas.gemm, accumulating).
-
-    pool=(kernel, stride, padding, ceil_mode) max-pools the result (after
-    the ReLU) in the same pass that crops it; see shifted_gemms.
-    """
-    if stride != 1:
-        raise ValueError(f"conv_shifted_gemm needs stride 1, got {stride}")
-    h, wd = x.shape[2:]
-    kh, kw = w.shape[2:]
-    ho, wo = output_hw(x, w, stride, padding, dilation)
-    # A row: p zeros, then the image's W pixels; its right padding is the
-    # next row's p zeros. A frame: p zero rows, then the image's H rows; its
-    # bottom padding is the next frame's zero rows. Both at least as long
-    # as the output, for padding wider than the kernel (1x1, p=1).
-    wp = max(wd + padding, wo)
-    frame_rows = max(h + padding, ho)
-    # past the last frame: its bottom padding, and what the shifted views of
-    # its last (junk) positions read
-    tail = max(padding * wp, (kh - 1) * dilation * wp + (kw - 1) * dilation)
-
-    def fill(images, frames):
-        pad_into_frames(images, padding, frame_rows, wp, frames)
-
-    return shifted_gemms(x, fill, w, b, groups, dilation, relu, (ho, wo),
-                         (frame_rows, wp, tail), budget, pool)
-
-
-def shifted_gemms(x, fill, w, b, groups, dilation, relu, out_hw, layout, budget,
-                  pool=None):
-    """The chunk loop of versions 5 and 7: lay out a chunk of images as
-    frames, run the k*k accumulating GEMMs, crop to NCHW (or max-pool).
-
-    x: (N, ...) the images; fill(images, frames) writes a chunk of them into
-    frames: (C, n*F + tail), zeros included, C = w.shape[1] * groups;
-    w: (O, Cg, kh, kw) the stride-1 kernel the frames are convolved with;
-    out_hw: (Ho, Wo); layout: (frame_rows, Wp, tail), F = frame_rows * Wp.
-    pool: None, or (kernel, stride, padding, ceil_mode) of a max pool that
-    follows (after the ReLU, if any): then the GEMMs write pixel-major,
-    (n*F, O) instead of (O, n*F) (the same products, as fast), and
-    pooling.max_pool_pixels_major pools that straight into y: the
-    convolution's full-size output is never written, and y is channels-
-    last in memory, returned as its (N, O, Hp, Wp) view, as the Winograd
-    versions return theirs.
-    """
-    out_ch, c_per_group, kh, kw = w.shape
-    c_in = c_per_group * groups
-    frame_rows, wp, tail = layout
-    frame = frame_rows * wp
-    n_img = x.shape[0]
-    y_hw = out_hw if pool is None else tuple(
-        conv_output_size(n, pool[0], pool[1], pool[2], ceil_mode=pool[3]) for n in out_hw)
-    if pool is None:
-        y = np.empty((n_img, out_ch) + tuple(y_hw), dtype=np.float32)
-    else:                                   # pooled from pixel-major rows: channels-last
-        y_channels_last = np.empty((n_img,) + tuple(y_hw) + (out_ch,), dtype=np.float32)
-        y = y_channels_last.transpose(0, 3, 1, 2)              # (N, O, Hp, Wp), a view
-    taps = np.ascontiguousarray(w.transpose(2, 3, 0, 1))      # (kh, kw, O, Cg)
-    fits = max(1, budget // ((c_in + out_ch) * frame * 4))     # images per chunk, at most
-    chunk = -(-n_img // -(-n_img // fits))                     # equal chunks
-    frames_all = scratch.take("frames", c_in * (chunk * frame + tail))
-    z_all = scratch.take("product", out_ch * chunk * frame)
-    for start in range(0, n_img, chunk):
-        n = min(n_img, start + chunk) - start
-        positions = n * frame
-        frames = frames_all[:c_in * (positions + tail)].reshape(c_in, positions + tail)
-        fill(x[start:start + n], frames)
-        if pool is None:
-            z = z_all[:out_ch * positions].reshape(out_ch, positions)   # (O, n*F)
-            _accumulate_taps(frames, taps, groups, dilation, wp, z, pixels_major=False)
-            crop_frames(z, b, relu, frame_rows, wp, y[start:start + n])
-        else:
-            z = z_all[:out_ch * positions].reshape(positions, out_ch)   # (n*F, O)
-            _accumulate_taps(frames, taps, groups, dilation, wp, z, pixels_major=True)
-            kernel, stride, padding, _ = pool
-            pooling.max_pool_pixels_major(z, frame_rows, wp, out_hw, kernel, stride, padding,
-                                          b, relu, y_channels_last[start:start + n])
-    return y
-
-
-def _accumulate_taps(frames, taps, groups, dilation, wp, z, pixels_major):
-    """z = the sum over taps (u, v) of W[:, :, u, v] @ frames shifted by
-    u*d*Wp + v*d, per group. frames: (C, positions + tail); taps:
-    (kh, kw, O, Cg); z: (O, positions), or (positions, O) if pixels_major
-    (the same products with both sides transposed)."""
-    kh, kw, out_ch, c_per_group = taps.shape
-    o_per_group = out_ch // groups
-    positions = z.shape[1] if not pixels_major else z.shape[0]
-    for g in range(groups):
-        outs = slice(g * o_per_group, (g + 1) * o_per_group)
-        frames_g = frames[g * c_per_group:(g + 1) * c_per_group]
-        z_g = z[:, outs] if pixels_major else z[outs]
-        for u in range(kh):
-            for v in range(kw):
-                off = u * dilation * wp + v * dilation
-                shifted = frames_g[:, off:off + positions]          # (Cg, positions)
-                tap = taps[u, v, outs]                              # (O/G, Cg)
-                first = (u, v) == (0, 0)
-                if pixels_major:
-                    blas.gemm(shifted.T, tap.T, z_g, accumulate=not first)
-                else:
-                    blas.gemm(tap, shifted, z_g, accumulate=not first)
-
-
-# ---- 6. im2row + GEMM, pixels as rows ----------------------------------------
-# Rows of at most this many bytes are built at once (version 6). Smaller than
-# COLS_BUDGET_BYTES: a few images' rows stay in cache between the copy that
-# writes them and the GEMM that reads them (measured on conv1: chunks of 4
-# images beat chunks of 32 by a third).
-ROWS_BUDGET_BYTES = 16 * 2**20
-
-
-@njit(parallel=True, cache=True)
-def im2row(x, kh, kw, stride, padding, dilation, ho, wo, rows):
-    """Copy receptive fields into rows, one row per output pixel.
-
-    x: (N, C, H, W) -> rows: (N*Ho*Wo, C*kh*kw), with
-    rows[(n*Ho + i)*Wo + j, (c*kh + u)*kw + v] = x[n, c, i*s + u*d - p, j*s + v*d - p]
-    (0 in the padding): im2col's matrix transposed. Each row is written
-    front to back, and with dilation 1 each run of kw values is read from
-    consecutive input pixels, even when the stride is large (im2col gathers
-    every s-th pixel instead). Parallel over output rows (n, i).
-    """
-    n_img, c_in, h, wd = x.shape
-    for task in prange(n_img * ho):
-        n, i = task // ho, task % ho
-        for j in range(wo):
-            row = (n * ho + i) * wo + j
-            for c in range(c_in):
-                for u in range(kh):
-                    r = i * stride + u * dilation - padding
-                    col = (c * kh + u) * kw
-                    for v in range(kw):
-                        q = j * stride + v * dilation - padding
-                        inside = 0 <= r < h and 0 <= q < wd
-                        rows[row, col + v] = x[n, c, r, q] if inside else 0.0
-
-
-@njit(cache=True)
-def add_bias_to_nchw_from_rows(z, b, relu, y):
-    """y[n, o, p] = z[n, p, o] + b[o] (then max(., 0) if `relu`): the GEMM
-    result (pixels x channels) transposed to NCHW with the bias added, in
-    one pass. z: (N, P, O), y: (N, O, P). A transpose reads one of the two
-    arrays with a large stride; going through 64 pixels at a time keeps that
-    block of z (64 x O values) in the L1 cache while each channel's 64
-    outputs are written. On the calling thread (memory-bound)."""
-    n_img, pixels, out_ch = z.shape
-    for n in range(n_img):
-        for p0 in range(0, pixels, 64):
-            p1 = min(pixels, p0 + 64)
-            for o in range(out_ch):
-                for p in range(p0, p1):
-                    v = z[n, p, o] + b[o]
-                    y[n, o, p] = np.float32(0.0) if relu and v < 0 else v
-
-
-def conv_im2row(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=False,
-                rows_budget=ROWS_BUDGET_BYTES):
-    """Version 6: im2row for a few images, then per group one GEMM
-
-        rows_g (n*Ho*Wo, Cg*kh*kw) @ W_g^T (Cg*kh*kw, O/G) -> (n*Ho*Wo, O/G)
-
-    and a transposing pass to NCHW that adds the bias.
-    Why it is fast for AlexNet's conv1 (11x11, stride 4, only 3 channels):
-    im2col's gather of every 4th pixel is the slow part there, and im2row
-    copies runs of 11 neighbouring pixels instead; the GEMM's long side is
-    the many output pixels, a shape OpenBLAS runs well even though the
-    layer has only 64 (or 96) output channels.
-    """
-    n_img, c_in = x.shape[:2]
-    out_ch, c_per_group, kh, kw = w.shape
-    o_per_group = out_ch // groups
-    y = _empty_output(x, w, stride, padding, dilation)
-    ho, wo = y.shape[2:]
-    pixels = ho * wo
-    depth = c_per_group * kh * kw                                  # Cg*kh*kw
-    w_t = np.ascontiguousarray(
-        w.reshape(groups, o_per_group, depth).transpose(0, 2, 1))  # (G, Cg*kh*kw, O/G)
-    fits = max(1, rows_budget // (c_in * kh * kw * pixels * 4))    # images per chunk, at most
-    chunk = -(-n_img // -(-n_img // fits))                         # equal chunks
-    rows_all = scratch.take("rows", chunk * pixels * c_in * kh * kw)
-    z_all = scratch.take("product", chunk * pixels * out_ch)
-    for start in range(0, n_img, chunk):
-        n = min(n_img, start + chunk) - start
-        rows = rows_all[:n * pixels * c_in * kh * kw].reshape(n * pixels, c_in * kh * kw)
-        im2row(x[start:start + n], kh, kw, stride, padding, dilation, ho, wo, rows)
-        z = z_all[:n * pixels * out_ch].reshape(n * pixels, out_ch)    # (n*Ho*Wo, O)
-        for g in range(groups):
-            blas.gemm(rows[:, g * depth:(g + 1) * depth], w_t[g],
-                      z[:, g * o_per_group:(g + 1) * o_per_group])
-        add_bias_to_nchw_from_rows(z.reshape(n, pixels, out_ch), b, relu,
-                                   y[start:start + n].reshape(n, out_ch, pixels))
-    return y
-
-
-# ---- 7. space-to-depth + shifted GEMM (large stride) ------------------------------
-@njit(parallel=True, cache=True)
-def space_to_depth(x, stride, padding, blocks_h, blocks_w, out):
-    """Fold every s x s block of pixels of the zero-padded input into channels.
-
-    x: (N, C, H, W) -> out: (N, C*s*s, blocks_h, blocks_w) with
-    out[n, (c*s + a)*s + e, i, j] = x[n, c, i*s + a - p, j*s + e - p]
-    (0 outside the input). Parallel over (image, channel) planes.
-    """
-    n_img, c_in, h, wd = x.shape
-    for task in prange(n_img * c_in):
-        n, c = task // c_in, task % c_in
-        for a in range(stride):
-            for i in range(blocks_h):
-                r = i * stride + a - padding
-                for e in range(stride):
-                    plane = (c * stride + a) * stride + e
-                    for j in range(blocks_w):
-                        q = j * stride + e - padding
-                        inside = 0 <= r < h and 0 <= q < wd
-                        out[n, plane, i, j] = x[n, c, r, q] if inside else 0.0
-
-
-def fold_kernel(w, stride, dilation):
-    """A strided kernel cut into s x s blocks that become channels, the way
-    space_to_depth folds the input: (O, Cg, kh, kw) -> (O, Cg*s*s,
-    ceil(k'/s), ceil(k'/s)), k' = (k - 1)*d + 1, spread out by the
-    dilation and zero-filled to a multiple of s (see conv_space_to_depth)."""
-    out_ch, c_per_group, kh, kw = w.shape
-    span_h, span_w = (kh - 1) * dilation + 1, (kw - 1) * dilation + 1
-    taps_h, taps_w = -(-span_h // stride), -(-span_w // stride)   # kernel size in blocks
-    w_spread = np.zeros((out_ch, c_per_group, taps_h * stride, taps_w * stride),
-                        dtype=np.float32)
-    w_spread[:, :, :span_h:dilation, :span_w:dilation] = w
-    w_folded = np.empty((out_ch, c_per_group * stride * stride, taps_h, taps_w),
-                        dtype=np.float32)
-    space_to_depth(w_spread, stride, 0, taps_h, taps_w, w_folded)
-    return w_folded
-
-
-def conv_space_to_depth(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=False,
-                        pool=None):
-    """Version 7: a strided convolution rewritten as a stride-1 one.
-
-    Cut the padded input into s x s blocks and make each block's pixels
-    channels (space-to-depth): (N, C, H, W) -> (N, C*s*s, H/s, W/s). Cut the
-    kernel the same way, spread out by the dilation and zero-filled to a
-    multiple of s: (O, Cg, k, k) -> (O, Cg*s*s, ceil(k'/s), ceil(k'/s)) with
-    k' = (k - 1)*d + 1. Output (i, j) then reads blocks (i + u, j + v): the
-    same sum, now with stride 1, which version 5 runs as shifted GEMMs (a
-    group's channels stay side by side, so groups carry over). AlexNet's
-    conv1 (11x11, stride 4, 3 channels) becomes a 3x3 conv on 48 channels
-    (19% more multiply-adds: the zeros).
-
-    Why it is fast: no im2row (which writes the input about 7 times over)
-    and no transposing pass to NCHW; the work is nine big GEMMs (of depth 48
-    for conv1) on views of one copy of the input, and that copy is written
-    straight in version 5's frame layout. On conv1 at batch 32 it took 47 ms
-    against im2row's 58 (fewer images per chunk were slower).
-
-    pool=(kernel, stride, padding, ceil_mode) max-pools the result (after
-    the ReLU) straight from the GEMMs' output, as in version 5.
-    """
-    c_in = x.shape[1]
-    ho, wo = output_hw(x, w, stride, padding, dilation)
-    w_folded = fold_kernel(w, stride, dilation)
-    out_ch, _, taps_h, taps_w = w_folded.shape
-    blocks_h, blocks_w = ho + taps_h - 1, wo + taps_w - 1        # blocks the outputs read
-    channels, frame = c_in * stride * stride, blocks_h * blocks_w
-
-    def fill(images, frames):
-        """Space-to-depth straight into version 5's frames (C*s*s, n*F + tail):
-        the folded images need no padding, so each frame is one folded
-        image and no second copy is made."""
-        n = images.shape[0]
-        folded = frames[:, :n * frame].reshape(channels, n, blocks_h, blocks_w)
-        space_to_depth(images, stride, padding, blocks_h, blocks_w,
-                       folded.transpose(1, 0, 2, 3))          # viewed as (n, C*s*s, bh, bw)
-        frames[:, n * frame:] = 0.0                           # the tail the last junk reads
-
-    tail = (taps_h - 1) * blocks_w + taps_w - 1
-    return shifted_gemms(x, fill, w_folded, b, groups, 1, relu, (ho, wo),
-                         (blocks_h, blocks_w, tail), COLS_BUDGET_BYTES, pool)

@@ -2,24 +2,25 @@
 the CPU, from the definition to the fastest, for benchmarks/conv_ladder.py
 (which validates and times them side by side) and for the tests.
 
-    1-7  numalex/kernels/conv.py      loops, im2col/im2row + GEMM, shifted
-                                      GEMMs, space-to-depth
-    8    numalex/kernels/winograd.py     Winograd F(2x2, 3x3)
-    9    numalex/kernels/winograd_f4.py  Winograd F(4x4, 3x3)
-    10   numalex/kernels/winograd_f4.py  space-to-depth + Winograd F(4x4, 3x3)
+    1-4   numalex/kernels/conv.py          loops, im2col + GEMM
+    5, 7  numalex/kernels/conv_shifted.py  shifted GEMMs, space-to-depth
+    6     numalex/kernels/conv_im2row.py   im2row + GEMM
+    8     numalex/kernels/winograd.py      Winograd F(2x2, 3x3)
+    9     numalex/kernels/winograd_f4.py   Winograd F(4x4, 3x3)
+    10    numalex/kernels/winograd_f4.py   space-to-depth + Winograd F(4x4, 3x3)
 """
 from __future__ import annotations
 
-from . import conv, winograd, winograd_f4
+from . import conv, conv_im2row, conv_shifted, winograd, winograd_f4
 
 VERSIONS = {
     "1 naive": conv.conv_naive,
     "2 reordered": conv.conv_reordered,
     "3 im2col + GEMM": conv.conv_im2col,
     "4 batched im2col + GEMM": conv.conv_im2col_batched,
-    "5 shifted GEMM": conv.conv_shifted_gemm,
-    "6 im2row + GEMM": conv.conv_im2row,
-    "7 space-to-depth + shifted GEMM": conv.conv_space_to_depth,
+    "5 shifted GEMM": conv_shifted.conv_shifted_gemm,
+    "6 im2row + GEMM": conv_im2row.conv_im2row,
+    "7 space-to-depth + shifted GEMM": conv_shifted.conv_space_to_depth,
     "8 Winograd F(2x2, 3x3)": winograd.conv_winograd,
     "9 Winograd F(4x4, 3x3)": winograd_f4.conv_winograd_f4,
     "10 space-to-depth + Winograd F(4x4, 3x3)": winograd_f4.conv_space_to_depth_winograd,

@@ -33,7 +33,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .conv import fold_kernel, output_hw, scratch
+from .conv import output_hw, scratch
+from .conv_shifted import fold_kernel
 from .winograd import Scheme, conv_winograd, transformed_weights
 
 TILE = 4                # outputs per tile side (m)
@@ -227,21 +228,26 @@ def conv_space_to_depth_winograd(x, w, b, stride=1, padding=0, groups=1, dilatio
 
 @njit(parallel=True, cache=True)
 def space_to_depth_channels_last(x, stride, padding, out):
-    """space_to_depth (numalex/kernels/conv.py) written channels-last, as the
-    Winograd driver reads its input: x: (N, C, H, W) -> out: (N, bh, bw,
-    C*s*s), out[n, i, j, (c*s + a)*s + e] = x[n, c, i*s + a - p, j*s + e - p]
-    (0 outside the input). One (image, block row) per task; each block's
-    C*s*s values are stored side by side."""
+    """space_to_depth (numalex/kernels/conv_shifted.py) written channels-last,
+    as the Winograd driver reads its input: x: (N, C, H, W) -> out: (N, bh,
+    bw, C*s*s), out[n, i, j, (c*s + a)*s + e] = x[n, c, i*s + a - p, j*s + e - p]
+    (0 outside the input). One (image, block row) per task; for each of the
+    C*s input rows the block row covers, the row is read front to back and
+    its pixels dealt out to the blocks, s at a time."""
     n_img, c_in, h, wd = x.shape
-    blocks_h, blocks_w = out.shape[1], out.shape[2]
+    blocks_h, blocks_w, depth = out.shape[1], out.shape[2], out.shape[3]
     for task in prange(n_img * blocks_h):
         n, i = task // blocks_h, task % blocks_h
         for j in range(blocks_w):
-            for c in range(c_in):
-                for a in range(stride):
-                    r = i * stride + a - padding
-                    for e in range(stride):
-                        q = j * stride + e - padding
-                        inside = 0 <= r < h and 0 <= q < wd
-                        out[n, i, j, (c * stride + a) * stride + e] = (
-                            x[n, c, r, q] if inside else np.float32(0.0))
+            for k in range(depth):
+                out[n, i, j, k] = np.float32(0.0)
+        for c in range(c_in):
+            for a in range(stride):
+                r = i * stride + a - padding
+                if 0 <= r < h:
+                    first = (c * stride + a) * stride         # this row's channels: + e
+                    for j in range(blocks_w):
+                        for e in range(stride):
+                            q = j * stride + e - padding
+                            if 0 <= q < wd:
+                                out[n, i, j, first + e] = x[n, c, r, q]
