@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..kernels import blas, conv_backward, parallel_gemm, pointwise_backward, pool_backward
+from ..kernels import blas, conv_backward, pointwise, pointwise_backward, pool_backward
 from ..shapes import adaptive_bins
 from . import checks
 
@@ -103,7 +103,7 @@ def linear_backward(dy, x, w, b):
     dx = np.empty(x.shape, dtype=np.float32)
     dw = np.empty(w.shape, dtype=np.float32)
     blas.gemm(dy, w, dx)                     # (N, out) @ (out, in)
-    parallel_gemm.gemm_row_blocks(dy.T, x, dw)   # (out, N) @ (N, in), in row blocks
+    blas.gemm(dy.T, x, dw)                   # (out, N) @ (N, in)
     return dx, dw, dy.sum(axis=0, dtype=np.float32)
 
 
@@ -148,9 +148,15 @@ def lrn_backward(dy, x, size, alpha, beta, k):
 def relu_backward(dy, x):
     """dx of relu: dy where x > 0, else 0. Any shape."""
     checks.gradient_shape("relu", np.shape(dy), np.shape(x))
-    dy, x = _arrays("relu", dy=dy, x=x)
-    dx = np.empty_like(x)
-    pointwise_backward.relu_backward(dy.reshape(-1), x.reshape(-1), dx.reshape(-1))
+    flat = None
+    if all(isinstance(a, np.ndarray) and a.dtype == np.float32 for a in (dy, x)):
+        dx = np.empty_like(x)                # x's layout (channels-last after Winograd)
+        flat = pointwise.in_memory_order(dy, x, dx)
+    if flat is None:                         # layouts differ: C-contiguous copies
+        dy, x = _arrays("relu", dy=dy, x=x)
+        dx = np.empty_like(x)
+        flat = (dy.reshape(-1), x.reshape(-1), dx.reshape(-1))
+    pointwise_backward.relu_backward(*flat)
     return dx
 
 

@@ -173,10 +173,17 @@ def lrn(x, size, alpha, beta, k):
 
 
 def relu(x):
-    """max(x, 0), elementwise, any shape."""
-    x = _float32(x, "relu", "input x")
-    y = np.empty_like(x)
-    pointwise.relu(x.reshape(-1), y.reshape(-1))
+    """max(x, 0), elementwise, any shape; a channels-last view stays one
+    (pointwise.in_memory_order), anything else comes back C-contiguous."""
+    if not (isinstance(x, np.ndarray) and x.dtype == np.float32):
+        x = _float32(x, "relu", "input x")
+    y = np.empty_like(x)                     # x's layout, if dense
+    flat = pointwise.in_memory_order(x, y)
+    if flat is None:                         # x has gaps: work on a C-contiguous copy
+        x = _float32(x, "relu", "input x")
+        y = np.empty_like(x)
+        flat = (x.reshape(-1), y.reshape(-1))
+    pointwise.relu(*flat)
     return y
 
 

@@ -14,7 +14,7 @@
                   its output and read windows of bigger arrays; a GEMV)
     parallel_gemm.py  many independent GEMMs at once, one per Numba thread,
                   each a single-threaded OpenBLAS call (Winograd's products,
-                  row blocks of fully connected layers and gradients)
+                  row blocks of large-batch fully connected layers)
     linear.py     small-batch fully connected layers that stream the weights
     pooling.py    max pooling (floor and ceil mode, and fused into a conv's
                   epilogue), adaptive average pooling

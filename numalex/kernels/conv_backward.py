@@ -18,10 +18,11 @@ columns' gradients back into that pixel, so overlapping windows sum their
 contributions, and values that im2col read from the padding go nowhere.
 
 Why it is fast: nearly all the multiply-adds are the two GEMMs, run by
-OpenBLAS on large operands, cut into blocks of rows that Numba's threads
-multiply side by side (parallel_gemm.gemm_row_blocks: one pool of threads,
-so OpenBLAS's own never spin on the cores im2col and col2im need next);
-im2col and col2im are single passes over memory, parallel in Numba. The images go in chunks of
+OpenBLAS (numalex.kernels.blas) on large operands; im2col and col2im are
+single passes over memory, parallel in Numba. (Cutting the GEMMs into row
+blocks on Numba's threads, as the forward pass does, was slower here: dW's
+output is small and its sum long, so every block re-read all of dY; conv1's
+dW took 154 ms as one OpenBLAS call, 233 ms in 8 blocks.) The images go in chunks of
 at most conv.COLS_BUDGET_BYTES of columns, and the columns' buffer is
 reused for dcols, so memory stays bounded at any batch size.
 """
@@ -30,8 +31,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from . import conv
-from .parallel_gemm import gemm_row_blocks
+from . import blas, conv
 
 
 @njit(parallel=True, cache=True)
@@ -102,9 +102,9 @@ def conv2d_backward(dy, x, w, stride, padding, groups, dilation, need_dx=True):
         np.copyto(dy_cf, dy[start:start + n].reshape(n, out_ch, pixels).transpose(1, 0, 2))
         dy_groups = dy_cf.reshape(groups, o_per_group, n * pixels)        # (G, O/G, n*P)
         for g in range(groups):
-            gemm_row_blocks(cols[g], dy_groups[g].T, dw_t[g], accumulate=start > 0)
+            blas.gemm(cols[g], dy_groups[g].T, dw_t[g], accumulate=start > 0)
             if need_dx:
-                gemm_row_blocks(w_groups[g].T, dy_groups[g], cols[g])    # dcols_g
+                blas.gemm(w_groups[g].T, dy_groups[g], cols[g])          # dcols_g
         if need_dx:
             col2im(cols.reshape(rows, n * pixels), kh, kw, stride, padding, dilation, ho, wo,
                    dx[start:start + n])

@@ -139,10 +139,9 @@ def gemm_row_blocks(a: np.ndarray, b: np.ndarray, c: np.ndarray, accumulate: boo
     rules for each.
 
     Why: when one side of the product is narrow (a fully connected layer's
-    batch; a gradient's few output channels), a single two-thread OpenBLAS
-    call splits the work along that side and waits on every step; eight
-    independent products keep both cores busy (1.5x faster on fc6 at batch
-    32)."""
+    batch), a single two-thread OpenBLAS call splits the work along that
+    side and waits on every step; eight independent products keep both
+    cores busy (1.5x faster on fc6 at batch 32)."""
     m = a.shape[0]
     per_block = m // blocks
     whole = per_block * blocks

@@ -14,6 +14,26 @@ import numpy as np
 from numba import njit, prange
 
 
+def in_memory_order(*arrays):
+    """The arrays as flat 1-D views, each in the order its elements lie in
+    memory, if they all share one dense layout (same shape, same strides,
+    no gaps: C order, or the channels-last memory behind an (N, C, H, W)
+    view that the Winograd convolutions return); None otherwise.
+
+    An elementwise kernel can then run front to back through memory and
+    its output, allocated with np.empty_like (which keeps the layout),
+    needs no copy back: a ReLU after a convolution would otherwise first
+    copy a channels-last activation to NCHW."""
+    first = arrays[0]
+    if any(a.shape != first.shape or a.strides != first.strides or a.dtype != first.dtype
+           for a in arrays):
+        return None
+    order = sorted(range(first.ndim), key=lambda axis: -first.strides[axis])
+    if not first.transpose(order).flags.c_contiguous:
+        return None
+    return tuple(a.transpose(order).reshape(-1) for a in arrays)
+
+
 @njit(cache=True)
 def relu(x, y):
     """y = max(x, 0) elementwise; x and y are flat (size,) arrays.

@@ -1,0 +1,63 @@
+"""The numba backend's ReLU and its gradient run in whatever dense layout
+their inputs have (numalex.kernels.pointwise.in_memory_order): a
+channels-last activation, as the Winograd convolutions return it, is not
+copied to NCHW first. Values are checked against NumPy's own elementwise
+operations, for channels-last views, C order, and views with gaps (which
+take a copy)."""
+import numpy as np
+import pytest
+
+from numalex.backends import numba_backward, numba_cpu
+from numalex.kernels.pointwise import in_memory_order
+
+
+def random(shape, seed):
+    return np.random.default_rng(seed).standard_normal(shape, dtype=np.float32)
+
+
+def channels_last(shape, seed):
+    """An (N, C, H, W) view of (N, H, W, C) memory."""
+    n, c, h, w = shape
+    return random((n, h, w, c), seed).transpose(0, 3, 1, 2)
+
+
+LAYOUTS = {
+    "C order": lambda seed: random((2, 3, 4, 5), seed),
+    "channels-last view": lambda seed: channels_last((2, 3, 4, 5), seed),
+    "every other column (gaps)": lambda seed: random((2, 3, 4, 10), seed)[..., ::2],
+}
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_relu_equals_maximum_and_keeps_a_dense_layout(layout):
+    x = LAYOUTS[layout](1)
+    y = numba_cpu.relu(x)
+    np.testing.assert_array_equal(y, np.maximum(x, 0))
+    if layout != "every other column (gaps)":
+        assert y.strides == x.strides                  # no transpose to NCHW and back
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_relu_backward_equals_where_and_keeps_a_dense_layout(layout):
+    x, dy = LAYOUTS[layout](2), LAYOUTS[layout](3)
+    x[0, 0, 0, 0] = 0.0                                 # the gradient at 0 is 0
+    dx = numba_backward.relu_backward(dy, x)
+    np.testing.assert_array_equal(dx, np.where(x > 0, dy, 0))
+    if layout != "every other column (gaps)":
+        assert dx.strides == x.strides
+
+
+def test_relu_backward_with_layouts_that_differ_takes_copies():
+    x, dy = channels_last((2, 3, 4, 5), 4), random((2, 3, 4, 5), 5)
+    dx = numba_backward.relu_backward(dy, x)
+    np.testing.assert_array_equal(dx, np.where(x > 0, dy, 0))
+
+
+def test_in_memory_order_walks_memory_front_to_back_or_declines():
+    memory = np.arange(24, dtype=np.float32).reshape(2, 3, 4)      # (N, H, W*C)-like
+    view = memory.transpose(0, 2, 1)
+    (flat,) = in_memory_order(view)
+    np.testing.assert_array_equal(flat, np.arange(24))
+    assert np.shares_memory(flat, memory)
+    assert in_memory_order(memory[:, :, ::2]) is None               # gaps
+    assert in_memory_order(memory, view) is None                    # layouts differ
