@@ -95,14 +95,14 @@ def synchronize() -> None:
 _float32 = checks.float32_array         # the same dtype checks on every backend
 
 
-def _conv_input(x) -> np.ndarray:
-    """conv2d's input as _float32 makes it, except that a float32 (N, C, H, W)
+def _nchw_or_channels_last(x, op: str) -> np.ndarray:
+    """An input as _float32 makes it, except that a float32 (N, C, H, W)
     view of channels-last memory, as the Winograd convolutions return it,
     is taken as it is (no transpose back to NCHW)."""
     if (isinstance(x, np.ndarray) and x.dtype == np.float32 and x.ndim == 4
             and x.transpose(0, 2, 3, 1).flags.c_contiguous):
         return x
-    return _float32(x, "conv2d", "input x")
+    return _float32(x, op, "input x")
 
 
 # ---- the contract ---------------------------------------------------------
@@ -118,7 +118,7 @@ def conv2d(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=False, pool=
     others in a second call.
     """
     transforms = getattr(w, "transforms", None)           # a PreparedWeight's cache
-    x = _conv_input(x)
+    x = _nchw_or_channels_last(x, "conv2d")
     w, b = _float32(w, "conv2d", "weight"), _float32(b, "conv2d", "bias")
     out_shape = checks.conv2d_shape(x.shape, w.shape, b.shape, stride, padding, groups,
                                     dilation)
@@ -140,12 +140,23 @@ def conv2d(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=False, pool=
 
 
 def max_pool2d(x, kernel, stride, padding=0, ceil_mode=False):
-    """Max over k x k windows (padding never wins). x: (N, C, H, W) -> (N, C, Ho, Wo)."""
-    x = _float32(x, "max_pool2d", "input x")
-    y = np.empty(checks.max_pool2d_shape(x.shape, kernel, stride, padding, ceil_mode),
-                 dtype=np.float32)
-    pooling.max_pool2d(x, kernel, stride, padding, y)
-    return y
+    """Max over k x k windows (padding never wins). x: (N, C, H, W) -> (N, C, Ho, Wo).
+
+    A channels-last view (what the Winograd convolutions return) is pooled
+    as it lies, by the fused pool's kernel with a zero bias, and stays
+    channels-last; anything else is pooled as NCHW."""
+    x = _nchw_or_channels_last(x, "max_pool2d")
+    shape = checks.max_pool2d_shape(x.shape, kernel, stride, padding, ceil_mode)
+    if x.flags.c_contiguous:
+        y = np.empty(shape, dtype=np.float32)
+        pooling.max_pool2d(x, kernel, stride, padding, y)
+        return y
+    n, c, h, w = x.shape
+    y_channels_last = np.empty((n,) + shape[2:] + (c,), dtype=np.float32)
+    pixels = x.transpose(0, 2, 3, 1).reshape(n * h * w, c)     # a view: (N*H*W, C)
+    pooling.max_pool_pixels_major(pixels, h, w, (h, w), kernel, stride, padding,
+                                  np.zeros(c, np.float32), False, y_channels_last)
+    return y_channels_last.transpose(0, 3, 1, 2)
 
 
 def adaptive_avg_pool2d(x, out_hw):

@@ -1,13 +1,14 @@
-"""The numba backend's ReLU and its gradient run in whatever dense layout
-their inputs have (numalex.kernels.pointwise.in_memory_order): a
-channels-last activation, as the Winograd convolutions return it, is not
-copied to NCHW first. Values are checked against NumPy's own elementwise
-operations, for channels-last views, C order, and views with gaps (which
-take a copy)."""
+"""The numba backend's ReLU, its gradient and max pooling take a
+channels-last activation, as the Winograd convolutions return it, as it
+lies, instead of copying it to NCHW first (ReLU: in whatever dense layout
+its inputs have, numalex.kernels.pointwise.in_memory_order). Values are
+checked against NumPy's own elementwise operations and the NumPy
+reference's max pool, for channels-last views, C order, and views with gaps
+(which take a copy)."""
 import numpy as np
 import pytest
 
-from numalex.backends import numba_backward, numba_cpu
+from numalex.backends import numba_backward, numba_cpu, numpy_ref
 from numalex.kernels.pointwise import in_memory_order
 
 
@@ -61,3 +62,15 @@ def test_in_memory_order_walks_memory_front_to_back_or_declines():
     assert np.shares_memory(flat, memory)
     assert in_memory_order(memory[:, :, ::2]) is None               # gaps
     assert in_memory_order(memory, view) is None                    # layouts differ
+
+
+@pytest.mark.parametrize("kernel, stride, padding, ceil_mode",
+                         [(3, 2, 0, False), (3, 2, 1, True), (2, 2, 0, True), (1, 1, 0, False)])
+def test_max_pool_of_a_channels_last_view_equals_the_reference(kernel, stride, padding,
+                                                                ceil_mode):
+    x = channels_last((2, 5, 9, 8), 6)
+    x[1, 2, 3, 4] = np.nan                              # NaN wins, as in PyTorch
+    y = numba_cpu.max_pool2d(x, kernel, stride, padding, ceil_mode)
+    want = numpy_ref.max_pool2d(np.ascontiguousarray(x), kernel, stride, padding, ceil_mode)
+    np.testing.assert_array_equal(y, want)
+    assert y.transpose(0, 2, 3, 1).flags.c_contiguous     # still channels-last
