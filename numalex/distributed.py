@@ -66,14 +66,25 @@ def worker_classifier(spec: ClassifierSpec):
 
 
 def limit_threads(threads: int) -> None:
-    """Cap this process's compute threads. NUMBA_NUM_THREADS must be set
-    before Numba is imported; numba.set_num_threads covers a Numba already
-    imported (it is per calling thread, so classify_partition calls it too).
+    """Cap this process's compute threads. Numba reads NUMBA_NUM_THREADS when
+    it is imported and again before every compilation, and refuses to
+    compile once its thread pool runs with another count; so a Numba that
+    is imported but idle re-reads it now (its pool then starts with
+    `threads`), and one whose pool already runs keeps the variable at the
+    pool's size and is capped per calling thread by numba.set_num_threads
+    (classify_partition calls that too: Dask runs tasks in a thread pool).
     OpenBLAS is already loaded with NumPy: threadpoolctl caps it at run time."""
     global _threads
     _threads = threads
     os.environ["NUMBA_NUM_THREADS"] = str(threads)
     os.environ["OPENBLAS_NUM_THREADS"] = str(threads)
+    if "numba" in sys.modules:
+        import numba
+
+        try:
+            numba.config.reload_config()
+        except RuntimeError:                 # the pool runs already, with its own size
+            os.environ["NUMBA_NUM_THREADS"] = str(numba.config.NUMBA_NUM_THREADS)
     cap_numba_threads()
     threadpool_limits(threads, user_api="blas")
 

@@ -84,3 +84,46 @@ def test_bad_cluster_addresses_are_refused(photo_folder, tiny_weights, capsys):
         assert main(["classify", good[0], "--weights", tiny_weights, *TINY_ARGS,
                      "--dask", target]) == 2
         assert "--dask" in capsys.readouterr().err
+
+
+CAP_THREADS = """
+import os, sys
+import numba
+from numba import njit, prange
+from numalex.distributed import limit_threads
+
+@njit(parallel=True)
+def total(x):
+    s = 0.0
+    for i in prange(x.size):
+        s += x[i]
+    return s
+
+if sys.argv[1] == "running":
+    import numpy as np
+    total(np.ones(4))                        # Numba's pool starts with every core
+limit_threads(1)
+
+@njit
+def later(x):                                # compiling re-reads NUMBA_NUM_THREADS
+    return x + 1
+
+print(later(1), os.environ["NUMBA_NUM_THREADS"], numba.config.NUMBA_NUM_THREADS)
+"""
+
+
+@pytest.mark.parametrize("numba_pool", ["idle", "running"])
+def test_capping_threads_leaves_numba_able_to_compile(numba_pool):
+    """A worker imports Numba (with numalex) before its thread cap is set;
+    Numba then refuses to compile if NUMBA_NUM_THREADS changed under a
+    running pool. limit_threads keeps the two consistent either way."""
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_NUM_THREADS"}
+    done = subprocess.run([sys.executable, "-c", CAP_THREADS, numba_pool], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result, variable, config = done.stdout.split()
+    assert result == "2" and variable == config
+    if numba_pool == "idle":
+        assert variable == "1"                # the pool starts with the cap
