@@ -41,6 +41,23 @@ def test_steps_equal_torch_sgd_including_a_learning_rate_change():
             np.testing.assert_allclose(ours.velocity[key], buffer, rtol=1e-6, atol=1e-7)
 
 
+def test_read_only_weights_are_replaced_not_written():
+    """Weights loaded from a file can be read-only; the in-place update
+    then takes a copy instead of failing, and the caller's arrays keep
+    their values."""
+    model = tiny_model()
+    frozen = {key: w.copy() for key, w in model.state_dict().items()}
+    for w in frozen.values():
+        w.flags.writeable = False
+    model.load_state_dict(frozen)
+    grads = random_grads(model, 7)
+    SGD(model, lr=0.1, momentum=0.0, weight_decay=0.0).step(grads)
+    for key, w in model.state_dict().items():
+        np.testing.assert_allclose(w, frozen[key] - np.float32(0.1) * grads[key], rtol=1e-6,
+                                   atol=1e-7)
+        assert w is not frozen[key]
+
+
 def test_the_papers_form_gives_the_same_weights_at_a_constant_rate():
     """Section 5 of the paper: v = m v - wd lr w - lr g; w = w + v."""
     lr, m, wd = 0.05, 0.9, 5e-4

@@ -18,9 +18,11 @@ nopython code. cblas_sgemm takes its sizes by value and its matrices as
 pointers; the pointers are passed as integers (``ctypes.c_size_t``), which
 every 64-bit calling convention passes the same way, so the loop does only
 integer arithmetic on addresses and makes no array views (a view made
-inside a parallel loop costs an atomic reference count update). Such a
-function cannot be cached on disk (the library's address is compiled in):
-it compiles once per process, in about a second.
+inside a parallel loop costs an atomic reference count update). The ctypes
+function itself is an argument of the loop, not a global: Numba then passes
+its address at run time, so the compiled loop can be cached on disk like
+every other kernel (a global's address would be compiled in, and the
+library loads at a different address in every process).
 
 Without NumPy's own OpenBLAS (blas.py explains when that happens) there is no
 thread count to set, and ``gemm_batch`` runs the products one after another
@@ -75,15 +77,16 @@ def single_threaded_openblas():
         set_threads(before)
 
 
-@njit(parallel=True)
-def _gemm_each(count, m, n, k, trans_a, a, lda, step_a, trans_b, b, ldb, step_b, beta, c,
-               ldc, step_c):
-    """For i < count: C_i = A_i B_i + beta C_i, row-major, one cblas_sgemm per
-    parallel task. a, b, c: addresses of the first matrices; step_*: bytes
-    from one matrix to the next (0: the same matrix for every i)."""
+@njit(parallel=True, cache=True)
+def _gemm_each(sgemm, count, m, n, k, trans_a, a, lda, step_a, trans_b, b, ldb, step_b, beta,
+               c, ldc, step_c):
+    """For i < count: C_i = A_i B_i + beta C_i, row-major, one call of
+    sgemm (cblas_sgemm) per parallel task. a, b, c: addresses of the first
+    matrices; step_*: bytes from one matrix to the next (0: the same matrix
+    for every i)."""
     for i in prange(count):
-        _cblas_sgemm(ROW_MAJOR, trans_a, trans_b, m, n, k, np.float32(1.0),
-                     a + i * step_a, lda, b + i * step_b, ldb, beta, c + i * step_c, ldc)
+        sgemm(ROW_MAJOR, trans_a, trans_b, m, n, k, np.float32(1.0),
+              a + i * step_a, lda, b + i * step_b, ldb, beta, c + i * step_c, ldc)
 
 
 def _row_major(m: np.ndarray, what: str) -> tuple[int, int]:
@@ -119,9 +122,9 @@ def gemm_batch(a: np.ndarray, b: np.ndarray, c: np.ndarray, accumulate: bool = F
         raise ValueError("gemm_batch: the c[i] must have contiguous rows and lie one below "
                          "the other or side by side (they are written in parallel)")
     with single_threaded_openblas():
-        _gemm_each(count, m, n, k, trans_a, a.ctypes.data, lda, a.strides[0], trans_b,
-                   b.ctypes.data, ldb, b.strides[0], np.float32(1.0 if accumulate else 0.0),
-                   c.ctypes.data, ldc, c.strides[0])
+        _gemm_each(_cblas_sgemm, count, m, n, k, trans_a, a.ctypes.data, lda, a.strides[0],
+                   trans_b, b.ctypes.data, ldb, b.strides[0],
+                   np.float32(1.0 if accumulate else 0.0), c.ctypes.data, ldc, c.strides[0])
 
 
 # Blocks of rows gemm_row_blocks multiplies side by side. fc6 of AlexNet at

@@ -71,6 +71,8 @@ class SGD:
         _check_grads(grads, params)
         lr, momentum, decay = (np.float32(v) for v in (self.lr, self.momentum, self.weight_decay))
         for key, w in params.items():
+            if not w.flags.writeable:            # e.g. weights read from a checkpoint
+                w = params[key] = w.copy()
             g = np.ascontiguousarray(grads[key], np.float32)
             momentum_update(w.reshape(-1), g.reshape(-1), self.velocity[key].reshape(-1),
                             lr, momentum, decay)
