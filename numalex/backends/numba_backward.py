@@ -75,8 +75,8 @@ def dx_is_a_forward_convolution(w_shape, stride, padding, dilation) -> bool:
     covered it: a k x k window of dy around it, the kernel turned by 180
     degrees). Its output size is (H + 2p - k + 1) + 2(k - 1 - p) - k + 1 = H,
     the input's. It then runs on the forward ladder, Winograd included:
-    AlexNet's conv2-5 take 2.25 to 4 times fewer multiply-adds than
-    W^T dY + col2im."""
+    for AlexNet's conv2-5, Winograd F(4x4, 3x3) does 2.6 to 2.8 times fewer
+    multiply-adds than W^T dY + col2im."""
     kh, kw = w_shape[2:]
     return stride == 1 and dilation == 1 and kh == kw and padding <= kh - 1
 

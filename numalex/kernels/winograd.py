@@ -33,8 +33,8 @@ the bias, or the fused max pool).
 Why it is fast: the multiply-adds are still all in OpenBLAS's GEMM, just
 fewer of them, and the alpha^2 independent products run side by side, one
 per thread (parallel_gemm.gemm_batch); the transforms and layout changes
-are single vectorised passes. The results differ from direct convolution by rounding only (the
-transforms' entries are 0, +-1 and +-1/2).
+are single vectorised passes. The results differ from direct convolution
+by rounding only (the transforms' entries are 0, +-1 and +-1/2).
 """
 from __future__ import annotations
 

@@ -115,8 +115,8 @@ class SGD:
 @njit(parallel=True, cache=True)
 def momentum_update(w, g, v, lr, momentum, decay):
     """v = momentum * v + (g + decay * w), then w = w - lr * v, in place, for
-    flat float32 arrays: PyTorch's SGD, rounded in the same float32 order
-    (no fastmath, so no fused multiply-adds). Memory-bound: one read of w,
+    flat float32 arrays: PyTorch's SGD, in the same float32 order (no
+    fastmath, so nothing is reordered). Memory-bound: one read of w,
     g and v and one write of v and w per element, split across the cores."""
     for i in prange(w.size):
         v[i] = momentum * v[i] + (g[i] + decay * w[i])
