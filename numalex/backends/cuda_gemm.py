@@ -78,6 +78,16 @@ class GemmTiles:
 
 
 @cuda.jit(device=True)
+def weight_value(w2d, group, rows, m, k):
+    """W[m, k] of group `group`'s (rows, K) weight matrix, or 0 past its edge
+    (m >= rows or k >= K): the zeros that fill a tile hanging over the
+    matrix. w2d: (O, K), the groups' matrices one below the other."""
+    if m < rows and k < w2d.shape[1]:
+        return w2d[group * rows + m, k]
+    return float32(0.0)
+
+
+@cuda.jit(device=True)
 def im2col_value(x, c_base, k, p, out_h, out_w, stride, padding, dilation, kh, kw):
     """X[k, p] of the im2col matrix, read straight from x: (N, C, H, W).
 
@@ -154,10 +164,7 @@ def implicit_gemm_kernel(tiles: GemmTiles):
             for idx in range(tid, tile_m * tile_k, threads):
                 r = idx // tile_k
                 c = idx % tile_k
-                value = float32(0.0)
-                if m0 + r < rows and k0 + c < depth:
-                    value = w2d[group * rows + m0 + r, k0 + c]
-                w_tile[r, c] = value
+                w_tile[r, c] = weight_value(w2d, group, rows, m0 + r, k0 + c)
             gather_x_tile(x_tile, x, c_base, k0, p0, depth, cols, out_h, out_w,
                           stride, padding, dilation, kh, kw, tid, threads)
             cuda.syncthreads()

@@ -45,7 +45,7 @@ from functools import lru_cache
 import numpy as np
 from numba import cuda, float32, uint32
 
-from .cuda_gemm import gather_x_tile
+from .cuda_gemm import gather_x_tile, weight_value
 
 W_PAD = 4      # columns of padding in the k-major W tile (bank-conflict free, 16-byte rows)
 
@@ -186,10 +186,7 @@ def blocked_gemm_kernel(tiles: BlockedTiles):
             for idx in range(tid, bm * bk, threads):             # consecutive threads:
                 r = idx // bk                                    # consecutive k of a W row
                 c = idx % bk
-                value = float32(0.0)
-                if m0 + r < rows and k0 + c < depth:
-                    value = w2d[group * rows + m0 + r, k0 + c]
-                w_tile[c, r] = value
+                w_tile[c, r] = weight_value(w2d, group, rows, m0 + r, k0 + c)
             gather_x_tile(x_tile, x, c_base, k0, p0, depth, cols, out_h, out_w,
                           stride, padding, dilation, kh, kw, tid, threads)
             cuda.syncthreads()
@@ -273,11 +270,8 @@ def pipelined_gemm_kernel(tiles: BlockedTiles):
             if step < steps:
                 k0 = step * bk
                 for t in range(w_loads):
-                    r = w_row0 + t * w_row_step
-                    value = float32(0.0)
-                    if m0 + r < rows and k0 + w_col < depth:
-                        value = w2d[group * rows + m0 + r, k0 + w_col]
-                    w_next[t] = value
+                    w_next[t] = weight_value(w2d, group, rows, m0 + w_row0 + t * w_row_step,
+                                             k0 + w_col)
                 for t in range(x_loads):
                     k = k0 + x_row0 + t * x_row_step
                     value = float32(0.0)
