@@ -8,7 +8,7 @@ reference's max pool, for channels-last views, C order, and views with gaps
 import numpy as np
 import pytest
 
-from numalex.backends import numba_backward, numba_cpu, numpy_ref
+from numalex.backends import numba_backward, numba_cpu, numpy_backward, numpy_ref
 from numalex.kernels.pointwise import in_memory_order
 
 
@@ -74,3 +74,51 @@ def test_max_pool_of_a_channels_last_view_equals_the_reference(kernel, stride, p
     want = numpy_ref.max_pool2d(np.ascontiguousarray(x), kernel, stride, padding, ceil_mode)
     np.testing.assert_array_equal(y, want)
     assert y.transpose(0, 2, 3, 1).flags.c_contiguous     # still channels-last
+
+
+# ---- backward passes that read channels-last activations as they lie ------------------
+LAYOUT_PAIRS = [("C order", "C order"), ("channels-last view", "C order"),
+                ("C order", "channels-last view"), ("channels-last view", "channels-last view")]
+
+
+def in_layout(a, layout):
+    """a (N, C, H, W) as C order or as a channels-last view of the same values."""
+    return a if layout == "C order" else np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(
+        0, 3, 1, 2)
+
+
+@pytest.mark.parametrize("x_layout, dy_layout", LAYOUT_PAIRS)
+@pytest.mark.parametrize("need_dx", [True, False])
+@pytest.mark.parametrize("stride, padding, groups, dilation",
+                         [(1, 1, 1, 1), (2, 1, 2, 1), (1, 2, 2, 2)])
+def test_conv2d_backward_of_any_layout_matches_autograd(x_layout, dy_layout, need_dx, stride,
+                                                        padding, groups, dilation):
+    """Channels-last x without dx takes im2row_channels_last (weight
+    gradient in (u, v, c) order, put back); the other cases im2col. The
+    oracle is torch.autograd on C-order copies."""
+    torch = pytest.importorskip("torch", reason="torch.autograd is the oracle")
+    x, w, b = random((3, 4, 9, 8), 1), random((6, 4 // groups, 3, 2), 2), random((6,), 3)
+    tensors = [torch.tensor(a, requires_grad=True) for a in (x, w, b)]
+    y = torch.nn.functional.conv2d(*tensors, stride, padding, dilation, groups)
+    dy = random(tuple(y.shape), 4)
+    y.backward(torch.from_numpy(dy))
+    dx, dw, db = numba_backward.conv2d_backward(in_layout(dy, dy_layout), in_layout(x, x_layout),
+                                                w, b, stride, padding, groups, dilation,
+                                                need_dx=need_dx)
+    for got, tensor in [(dx, tensors[0]), (dw, tensors[1]), (db, tensors[2])]:
+        if got is None:
+            assert not need_dx and tensor is tensors[0]
+            continue
+        want = tensor.grad.numpy()
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5 * float(np.abs(want).max()))
+
+
+@pytest.mark.parametrize("x_layout, dy_layout", LAYOUT_PAIRS)
+def test_max_pool2d_backward_of_any_layout_equals_the_reference_in_x_layout(x_layout, dy_layout):
+    x = random((2, 5, 9, 8), 5)
+    x[1, 2, 3, 4] = np.nan                              # NaN wins, as in the forward pass
+    dy = random((2, 5, 4, 3), 6)
+    want = numpy_backward.max_pool2d_backward(dy, x, 3, 2)
+    dx = numba_backward.max_pool2d_backward(in_layout(dy, dy_layout), in_layout(x, x_layout), 3, 2)
+    np.testing.assert_array_equal(dx, want)
+    assert dx.strides == in_layout(x, x_layout).strides              # x's layout, no copy back

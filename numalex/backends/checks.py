@@ -30,6 +30,20 @@ def float32_array(value, op: str, what: str) -> np.ndarray:
     return np.ascontiguousarray(value, dtype=np.float32)
 
 
+def is_channels_last(x) -> bool:
+    """Is x a float32 (N, C, H, W) view of channels-last memory, the layout
+    the numba backend's Winograd convolutions return?"""
+    return (isinstance(x, np.ndarray) and x.dtype == np.float32 and x.ndim == 4
+            and x.transpose(0, 2, 3, 1).flags.c_contiguous)
+
+
+def nchw_or_channels_last(value, op: str, what: str) -> np.ndarray:
+    """An activation as float32_array makes it, except that a channels-last
+    view (is_channels_last) is taken as it is: no transpose back to NCHW,
+    for kernels that read either layout."""
+    return value if is_channels_last(value) else float32_array(value, op, what)
+
+
 def positive_int(value, what: str) -> int:
     """`value` as an int >= 1 (NumPy integers welcome), or TypeError/ValueError:
     the check numalex.shapes makes of every hyper-parameter."""

@@ -95,16 +95,6 @@ def synchronize() -> None:
 _float32 = checks.float32_array         # the same dtype checks on every backend
 
 
-def _nchw_or_channels_last(x, op: str) -> np.ndarray:
-    """An input as _float32 makes it, except that a float32 (N, C, H, W)
-    view of channels-last memory, as the Winograd convolutions return it,
-    is taken as it is (no transpose back to NCHW)."""
-    if (isinstance(x, np.ndarray) and x.dtype == np.float32 and x.ndim == 4
-            and x.transpose(0, 2, 3, 1).flags.c_contiguous):
-        return x
-    return _float32(x, op, "input x")
-
-
 # ---- the contract ---------------------------------------------------------
 def conv2d(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=False, pool=None):
     """Cross-correlation, as PyTorch and Caffe define convolution.
@@ -118,7 +108,7 @@ def conv2d(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=False, pool=
     others in a second call.
     """
     transforms = getattr(w, "transforms", None)           # a PreparedWeight's cache
-    x = _nchw_or_channels_last(x, "conv2d")
+    x = checks.nchw_or_channels_last(x, "conv2d", "input x")
     w, b = _float32(w, "conv2d", "weight"), _float32(b, "conv2d", "bias")
     out_shape = checks.conv2d_shape(x.shape, w.shape, b.shape, stride, padding, groups,
                                     dilation)
@@ -145,7 +135,7 @@ def max_pool2d(x, kernel, stride, padding=0, ceil_mode=False):
     A channels-last view (what the Winograd convolutions return) is pooled
     as it lies, by the fused pool's kernel with a zero bias, and stays
     channels-last; anything else is pooled as NCHW."""
-    x = _nchw_or_channels_last(x, "max_pool2d")
+    x = checks.nchw_or_channels_last(x, "max_pool2d", "input x")
     shape = checks.max_pool2d_shape(x.shape, kernel, stride, padding, ceil_mode)
     if x.flags.c_contiguous:
         y = np.empty(shape, dtype=np.float32)

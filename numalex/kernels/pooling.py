@@ -17,6 +17,13 @@ def _nan_max(a, b):
     return a if (a > b or a != a) else b
 
 
+@njit(inline="always")
+def window(i, stride, padding, kernel, size):
+    """[start, end) of pooling window i along an axis of `size` pixels,
+    clipped to the input (the padding never takes part)."""
+    return max(0, i * stride - padding), min(size, i * stride - padding + kernel)
+
+
 @njit(parallel=True, cache=True)
 def max_pool2d(x, kernel, stride, padding, y):
     """y[n, c, i, j] = max of x[n, c] over rows i*s - p ... i*s - p + k - 1
@@ -39,16 +46,14 @@ def max_pool2d(x, kernel, stride, padding, y):
         n, c = plane // channels, plane % channels
         down = np.empty(w, dtype=np.float32)         # max over one window's rows
         for i in range(ho):
-            r0 = max(0, i * stride - padding)
-            r1 = min(h, i * stride - padding + kernel)
+            r0, r1 = window(i, stride, padding, kernel, h)
             for q in range(w):
                 down[q] = x[n, c, r0, q]
             for r in range(r0 + 1, r1):
                 for q in range(w):
                     down[q] = _nan_max(x[n, c, r, q], down[q])
             for j in range(wo):
-                q0 = max(0, j * stride - padding)
-                q1 = min(w, j * stride - padding + kernel)
+                q0, q1 = window(j, stride, padding, kernel, w)
                 best = down[q0]
                 for q in range(q0 + 1, q1):
                     best = _nan_max(down[q], best)
@@ -84,11 +89,9 @@ def max_pool_pixels_major(z, frame_rows, row_length, conv_hw, kernel, stride, pa
     ho, wo = conv_hw
     for task in prange(n_img * hp):
         m, i = task // hp, task % hp
-        r0 = max(0, i * stride - padding)
-        r1 = min(ho, i * stride - padding + kernel)
+        r0, r1 = window(i, stride, padding, kernel, ho)
         for j in range(wpo):
-            q0 = max(0, j * stride - padding)
-            q1 = min(wo, j * stride - padding + kernel)
+            q0, q1 = window(j, stride, padding, kernel, wo)
             # the window's max is built in place in y[m, i, j, :] (indexed
             # whole: a view made in a parallel loop costs an atomic
             # reference count update, which the threads would fight over)
