@@ -119,14 +119,14 @@ def test_strided_versions_match_loop_oracle_with_groups_and_pool(kernel, stride,
     assert_close(got, want)
 
 
-def test_choose_picks_winograd_f4_from_large_batches():
+def test_choose_picks_winograd_f4_from_large_batches_and_direct_below():
     big, small = ladder.LARGE_BATCH, ladder.LARGE_BATCH - 1
     assert ladder.choose((11, 11), 4, 1, big).startswith("10 ")
-    assert ladder.choose((11, 11), 4, 1, small).startswith("7 ")
+    assert ladder.choose((11, 11), 4, 1, small).startswith("11 ")
     assert ladder.choose((3, 3), 3, 1, big).startswith("7 ")      # folds to 1 x 1
     for kernel in [(3, 3), (5, 5), (2, 3)]:
         assert ladder.choose(kernel, 1, 1, big).startswith("9 ")
-        assert ladder.choose(kernel, 1, 1, small).startswith("4 ")
+        assert ladder.choose(kernel, 1, 1, small).startswith("11 ")
     assert ladder.choose((3, 3), 1, 2, big).startswith("5 ")       # dilated
     assert ladder.choose((1, 1), 1, 1, big).startswith("5 ")
     for version in {ladder.choose(k, s, d, n) for k in [(1, 1), (3, 3), (11, 11)]
@@ -171,7 +171,7 @@ def test_prepared_conv_weights_are_read_only_and_keep_their_transforms():
     for _ in range(2):                                     # computes, then reuses, U
         assert_close(nb.conv2d(x, w, prepared["a.bias"], padding=1), want)
     (key, u), = w.transforms.items()
-    assert key == ("9 Winograd F(4x4, 3x3)", 1, 1)
+    assert key == ("9 Winograd F(4x4, 3x3)", 1, 1, 1)          # version, stride, dilation, groups
     np.testing.assert_array_equal(
         u, winograd.transformed_weights(params["a.weight"], winograd_f4.F4))
 
@@ -226,13 +226,33 @@ def test_conv2d_pool_is_checked_like_max_pool2d():
 @pytest.mark.parametrize("version", ["3 im2col + GEMM", "4 batched im2col + GEMM",
                                      "5 shifted GEMM", "6 im2row + GEMM",
                                      "7 space-to-depth + shifted GEMM",
-                                     "8 Winograd F(2x2, 3x3)", "9 Winograd F(4x4, 3x3)"])
+                                     "8 Winograd F(2x2, 3x3)", "9 Winograd F(4x4, 3x3)",
+                                     "11 direct, register-blocked"])
 def test_conv_versions_fuse_relu(version):
     x, wt, b = random((3, 4, 7, 7), 1), random((6, 2, 3, 3), 2), random((6,), 3)
     got = ladder.VERSIONS[version](x, wt, b, 1, 1, 2, 1, relu=True)
     want = np.maximum(loops.conv2d(x, wt, b, 1, 1, 2, 1), 0)
     assert (want == 0).any() and (want > 0).any()
     assert_close(got, want)
+
+
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("stride, dilation, groups", [(1, 1, 1), (2, 2, 1), (1, 1, 2)])
+def test_direct_kernel_writes_whole_blocks_of_channels_itself(relu, stride, dilation, groups):
+    """With 16 output channels per group the direct kernel (version 11)
+    stores bias and ReLU from its registers, no scratch or second pass;
+    13 pixels fill two blocks of 6 and one pixel of a third. A NaN in the
+    input reaches every output whose window holds it, through the ReLU."""
+    x, wt, b = random((1, 4, 13, 5), 1), random((16 * groups, 4 // groups, 3, 3), 2), random(
+        (16 * groups,), 3)
+    x[0, 1, 7, 3] = np.nan                           # read by some windows at every stride
+    got = ladder.VERSIONS["11 direct, register-blocked"](x, wt, b, stride, 1, groups, dilation,
+                                                         relu=relu)
+    want = loops.conv2d(x, wt, b, stride, 1, groups, dilation)
+    want = np.where(want < 0, 0, want) if relu else want
+    assert np.isnan(want).any() and not np.isnan(want).all()
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    assert_close(np.nan_to_num(got), np.nan_to_num(want))
 
 
 def test_im2row_splits_a_batch_into_chunks():

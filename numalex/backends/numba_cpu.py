@@ -9,12 +9,12 @@ numalex.kernels:
                          (numalex/kernels/ladder.py): from batch 8
                          Winograd F(4x4, 3x3) (version 9; larger kernels in
                          3x3 blocks; for strides above 1 after space-to-
-                         depth, version 10); below, im2col + GEMM (version
-                         4) or space-to-depth + shifted GEMMs (version 7)
-    linear               batch 2-8: a Numba kernel that streams the weights
-                         once; batch 1: BLAS's matrix-vector product; larger
-                         batches: BLAS's GEMM on blocks of weight rows, one
-                         block per thread (parallel_gemm.gemm_row_blocks)
+                         depth, version 10); below, the direct kernel
+                         (version 11, conv_direct.py)
+    linear               batch 1-8: a Numba kernel that streams the weights
+                         once; larger batches: BLAS's GEMM on blocks of
+                         weight rows, one block per thread
+                         (parallel_gemm.gemm_row_blocks)
     max_pool2d, adaptive_avg_pool2d, lrn
                          one parallel Numba kernel each
     relu                 one Numba kernel on the calling thread (memory-bound)
@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..kernels import blas, ladder, linear as linear_kernels, parallel_gemm, pointwise, pooling
+from ..kernels import ladder, linear as linear_kernels, parallel_gemm, pointwise, pooling
 from ..shapes import adaptive_bins
 from . import checks
 from .numba_backward import (adaptive_avg_pool2d_backward, conv2d_backward,  # noqa: F401
@@ -50,10 +50,12 @@ name = "numba"
 FUSES_RELU = True      # conv2d and linear take relu=True (see Model._plan)
 FUSES_POOL = True      # conv2d takes pool=(kernel, stride, padding, ceil_mode)
 
-# Batches in this range stream the weights through a Numba kernel; at batch 1
-# OpenBLAS's matrix-vector product streams as fast, and above 8 the product
-# has enough reuse for BLAS's GEMM to win.
-STREAMING_BATCHES = range(2, 9)
+# Batches in this range stream the weights through a Numba kernel; above 8
+# the product has enough reuse for BLAS's GEMM to win. At batch 1 OpenBLAS's
+# matrix-vector product streams as fast, but its threads then keep spinning
+# on the cores that the next image's first convolution (a Numba kernel)
+# needs: a forward pass at batch 1 with it took 33-46 ms, without it 25-33.
+STREAMING_BATCHES = range(1, 9)
 
 
 def to_backend(x: np.ndarray) -> np.ndarray:
@@ -68,9 +70,10 @@ def to_numpy(x: np.ndarray) -> np.ndarray:
 
 class PreparedWeight(np.ndarray):
     """A conv weight, read-only, that keeps the transforms conv2d computes
-    from it (Winograd's, a folded kernel's) in ``transforms``, keyed by
-    (version, stride, dilation): computed on first use, then reused by every
-    forward pass. Read-only so that weight and transforms cannot drift apart."""
+    from it (Winograd's, a folded kernel's, the direct kernel's packing) in
+    ``transforms``, keyed by (version, stride, dilation, groups): computed on
+    first use, then reused by every forward pass. Read-only so that weight
+    and transforms cannot drift apart."""
 
 
 def prepare_params(params: dict) -> dict:
@@ -119,9 +122,9 @@ def conv2d(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=False, pool=
     version = ladder.choose(w.shape[2:], stride, dilation, x.shape[0])
     extra = {}
     if version in ladder.TRANSFORMS and transforms is not None:
-        key = (version, stride, dilation)
+        key = (version, stride, dilation, groups)
         if key not in transforms:
-            transforms[key] = ladder.TRANSFORMS[version](w, stride, dilation)
+            transforms[key] = ladder.TRANSFORMS[version](w, stride, dilation, groups)
         extra["u"] = transforms[key]
     if version in ladder.TAKES_POOL:
         extra["pool"] = pool
@@ -203,9 +206,6 @@ def linear(x, w, b, relu=False):
             pointwise.relu(y.reshape(-1), y.reshape(-1))
         return y
     z = np.empty((w.shape[0], x.shape[0]), dtype=np.float32)   # (out, N)
-    if x.shape[0] == 1:
-        blas.gemv(w, x[0], z[:, 0])                 # (out, in) @ (in,)
-    else:
-        parallel_gemm.gemm_row_blocks(w, x.T, z)    # (out, in) @ (in, N), in row blocks
+    parallel_gemm.gemm_row_blocks(w, x.T, z)        # (out, in) @ (in, N), in row blocks
     linear_kernels.add_bias_transposed(z, b, relu, y)
     return y

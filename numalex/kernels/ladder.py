@@ -8,10 +8,11 @@ the CPU, from the definition to the fastest, for benchmarks/conv_ladder.py
     8     numalex/kernels/winograd.py      Winograd F(2x2, 3x3)
     9     numalex/kernels/winograd_f4.py   Winograd F(4x4, 3x3)
     10    numalex/kernels/winograd_f4.py   space-to-depth + Winograd F(4x4, 3x3)
+    11    numalex/kernels/conv_direct.py   direct, register-blocked (no im2col, no BLAS)
 """
 from __future__ import annotations
 
-from . import conv, conv_im2row, conv_shifted, winograd, winograd_f4
+from . import conv, conv_direct, conv_im2row, conv_shifted, winograd, winograd_f4
 
 VERSIONS = {
     "1 naive": conv.conv_naive,
@@ -24,6 +25,7 @@ VERSIONS = {
     "8 Winograd F(2x2, 3x3)": winograd.conv_winograd,
     "9 Winograd F(4x4, 3x3)": winograd_f4.conv_winograd_f4,
     "10 space-to-depth + Winograd F(4x4, 3x3)": winograd_f4.conv_space_to_depth_winograd,
+    "11 direct, register-blocked": conv_direct.conv_direct,
 }
 
 # Versions that compute only some convolutions, and which: the others raise
@@ -48,14 +50,18 @@ def computes(version: str, kernel_hw, stride: int, dilation: int) -> bool:
 # Versions that take pool=(kernel, stride, padding, ceil_mode), a max pool
 # after the convolution (and its ReLU), fused into their epilogue.
 TAKES_POOL = {"5 shifted GEMM", "7 space-to-depth + shifted GEMM", "8 Winograd F(2x2, 3x3)",
-              "9 Winograd F(4x4, 3x3)", "10 space-to-depth + Winograd F(4x4, 3x3)"}
+              "9 Winograd F(4x4, 3x3)", "10 space-to-depth + Winograd F(4x4, 3x3)",
+              "11 direct, register-blocked"}
 # Versions that take u=, a transform of the weight a caller can compute once
-# and keep: TRANSFORMS[version](w, stride, dilation).
+# and keep: TRANSFORMS[version](w, stride, dilation, groups).
 TRANSFORMS = {
-    "8 Winograd F(2x2, 3x3)": lambda w, stride, dilation: winograd.transformed_weights(w),
+    "8 Winograd F(2x2, 3x3)": lambda w, stride, dilation, groups: winograd.transformed_weights(w),
     "9 Winograd F(4x4, 3x3)":
-        lambda w, stride, dilation: winograd.transformed_weights(w, winograd_f4.F4),
-    "10 space-to-depth + Winograd F(4x4, 3x3)": winograd_f4.folded_transform,
+        lambda w, stride, dilation, groups: winograd.transformed_weights(w, winograd_f4.F4),
+    "10 space-to-depth + Winograd F(4x4, 3x3)":
+        lambda w, stride, dilation, groups: winograd_f4.folded_transform(w, stride, dilation),
+    "11 direct, register-blocked":
+        lambda w, stride, dilation, groups: conv_direct.pack_weights(w, groups),
 }
 
 # From this many images on, convolutions take Winograd (version 9; for
@@ -63,19 +69,18 @@ TRANSFORMS = {
 # AlexNet-224's convs at batch 32 (one thread, CPU time): conv1 127 ms
 # (version 10) vs 170 (7), conv2 184 (9) vs 336 (8), conv3 79 vs 107, conv4
 # 108 vs 123, conv5 70 vs 76. Below it Winograd's 36 GEMMs per layer are
-# tiny (16 rows for a 13 x 13 map at batch 1): one thread does the same
-# work as im2col's single GEMM (conv2-5 at batch 1: 9.9, 5.8, 7.5, 5.9 ms
-# vs 11.1, 6.4, 8.2, 5.9), but with two OpenBLAS threads every call ends in
-# a barrier, and on a loaded machine 36 barriers per layer cost up to
-# 300 ms where im2col's one cost a few. So small batches take the versions
-# with the fewest GEMM calls: im2col (4) and space-to-depth (7).
+# tiny (16 rows for a 13 x 13 map at batch 1) and gain nothing, and the
+# direct kernel (version 11) runs every layer without im2col and without
+# OpenBLAS: AlexNet-224 at batch 1, whole forward pass, 27 ms against 35
+# for im2col + GEMM (version 4) and space-to-depth (7); at batch 8 Winograd
+# is ahead (9.7-11.6 ms an image against 13.4 for direct).
 LARGE_BATCH = 8
 
 
 def choose(kernel_hw, stride: int, dilation: int, batch: int) -> str:
     """The version the numba backend runs for one convolution."""
     if batch < LARGE_BATCH:
-        return "4 batched im2col + GEMM" if stride == 1 else "7 space-to-depth + shifted GEMM"
+        return "11 direct, register-blocked"
     if stride > 1:
         if winograd_f4.folds_to_winograd(kernel_hw, stride, dilation):
             return "10 space-to-depth + Winograd F(4x4, 3x3)"

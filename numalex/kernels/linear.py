@@ -1,15 +1,16 @@
 """Fully connected layers at small batch: stream the weights once.
 
-At a batch of 2 to 8, ``y = x W^T + b`` is a handful of dot products per
+At a batch of 1 to 8, ``y = x W^T + b`` is a handful of dot products per
 weight row, and the time goes into reading W (fc6 alone is 4096 x 9216
 floats, 151 MB) from memory. OpenBLAS's GEMM is not written for so few rows
 of x: here it took two to four times longer at batch 2-8 than its
 matrix-vector product takes at batch 1. ``linear_streaming`` reads every
 weight once, front to back, and uses it for two samples while it sits in a
-register. At batch 1 OpenBLAS's matrix-vector product already streams at
-memory speed, and at larger batches the product is compute-bound: the
-backend calls BLAS for both, at larger batches on blocks of weight rows side
-by side (parallel_gemm.gemm_row_blocks).
+register. At batch 1 OpenBLAS's matrix-vector product streams as fast, but
+its spinning threads slow down the Numba kernels that run next, so the
+backend streams batch 1 here too. At larger batches the product is
+compute-bound: the backend calls BLAS on blocks of weight rows side by side
+(parallel_gemm.gemm_row_blocks).
 """
 from __future__ import annotations
 
