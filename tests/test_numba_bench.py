@@ -18,10 +18,20 @@ TESTS = str(Path(__file__).resolve().parent)
 SMALL = {"width": 0.25, "num_classes": 10}
 
 
-def test_threading_layer_is_workqueue_unless_the_user_chose(monkeypatch):
+def test_threading_layer_is_openmp_with_a_short_spin_else_workqueue(monkeypatch):
+    """The user's NUMBA_THREADING_LAYER and spin settings win; OpenMP's spin
+    variables are set only when OpenMP is the choice."""
+    from numalex import kernels
+
     monkeypatch.setattr(numba.config, "THREADING_LAYER", "default")
     assert choose_threading_layer({"NUMBA_THREADING_LAYER": "omp"}) == "default"
-    assert choose_threading_layer({}) == "workqueue"
+    environ = {"KMP_BLOCKTIME": "5"}
+    assert choose_threading_layer(environ) == "omp"
+    assert environ == {"KMP_BLOCKTIME": "5", "GOMP_SPINCOUNT": "30000"}
+    monkeypatch.setattr(kernels, "openmp_available", lambda: False)
+    environ = {"KMP_BLOCKTIME": "5"}
+    assert choose_threading_layer(environ) == "workqueue"
+    assert environ == {"KMP_BLOCKTIME": "5"}
 
 
 def test_macs_per_image_matches_the_design_figure():

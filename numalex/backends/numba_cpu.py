@@ -32,8 +32,9 @@ two cores.
 
 Kernels are compiled on first use and cached on disk (``cache=True``): in
 ``__pycache__`` next to the kernel sources, or under NUMBA_CACHE_DIR if set.
-Importing this module selects Numba's ``workqueue`` threading layer unless
-NUMBA_THREADING_LAYER is set (see numalex/kernels/__init__.py for why).
+Importing this module selects Numba's OpenMP threading layer with a short
+spin (``workqueue`` where Numba has no OpenMP) unless NUMBA_THREADING_LAYER
+is set (see numalex/kernels/__init__.py for why).
 """
 from __future__ import annotations
 
