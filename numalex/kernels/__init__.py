@@ -10,6 +10,9 @@
                   3x3 kernels (and the driver every Winograd version uses)
     winograd_f4.py -> Winograd F(4x4, 3x3): 4x fewer; also after
                   space-to-depth, for strided kernels
+    conv_direct.py -> direct convolution, register-blocked (11): no
+                  im2col, no BLAS; the backend's choice below batch 8
+    simd.py       8-float vector registers for Numba kernels (intrinsics)
     blas.py       the BLAS calls the backend makes (a GEMM that can add into
                   its output and read windows of bigger arrays; a GEMV)
     parallel_gemm.py  many independent GEMMs at once, one per Numba thread,
@@ -23,7 +26,8 @@
 The backward passes, one file per forward file:
 
     conv_backward.py       dW and dx of a convolution: two GEMMs per group,
-                           im2col / col2im around them
+                           im2col / col2im around them (im2row for
+                           channels-last input)
     pool_backward.py       max pooling (to the first maximum) and adaptive
                            average pooling
     pointwise_backward.py  ReLU, LRN and dropout
