@@ -107,9 +107,9 @@ def conv2d(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=False, pool=
     relu=True returns max(conv, 0); pool=(kernel, stride, padding,
     ceil_mode) returns max_pool2d(that, *pool) (FUSES_POOL). Which rung of
     the ladder runs is numalex.kernels.ladder.choose's answer (Winograd
-    F(4x4, 3x3) from 8 images on, space-to-depth for larger strides, ...);
-    versions that can pool do it from their GEMM's pixel-major output, the
-    others in a second call.
+    F(4x4, 3x3) from 8 images on, space-to-depth for larger strides; the
+    direct kernel below 8); versions that can pool do it from their
+    pixel-major output, the others in a second call.
     """
     transforms = getattr(w, "transforms", None)           # a PreparedWeight's cache
     x = checks.nchw_or_channels_last(x, "conv2d", "input x")
