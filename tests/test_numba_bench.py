@@ -19,19 +19,27 @@ SMALL = {"width": 0.25, "num_classes": 10}
 
 
 def test_threading_layer_is_openmp_with_a_short_spin_else_workqueue(monkeypatch):
-    """The user's NUMBA_THREADING_LAYER and spin settings win; OpenMP's spin
-    variables are set only when OpenMP is the choice."""
+    """The user's NUMBA_THREADING_LAYER and spin settings win; the spin
+    variables are set while OpenMP loads, and only KMP_BLOCKTIME (read
+    later, by LLVM's and Intel's OpenMP) stays, and only if OpenMP is the
+    choice."""
     from numalex import kernels
 
     monkeypatch.setattr(numba.config, "THREADING_LAYER", "default")
     assert choose_threading_layer({"NUMBA_THREADING_LAYER": "omp"}) == "default"
-    environ = {"KMP_BLOCKTIME": "5"}
-    assert choose_threading_layer(environ) == "omp"
-    assert environ == {"KMP_BLOCKTIME": "5", "GOMP_SPINCOUNT": "30000"}
-    monkeypatch.setattr(kernels, "openmp_available", lambda: False)
-    environ = {"KMP_BLOCKTIME": "5"}
-    assert choose_threading_layer(environ) == "workqueue"
-    assert environ == {"KMP_BLOCKTIME": "5"}
+    for found, layer, after in [(True, "omp", {"GOMP_SPINCOUNT": None, "KMP_BLOCKTIME": "1"}),
+                                (False, "workqueue", {})]:
+        seen = []
+        environ = {"OTHER": "x"}
+        monkeypatch.setattr(kernels, "openmp_available",
+                            lambda: seen.append(dict(environ)) or found)
+        assert choose_threading_layer(environ) == layer
+        assert seen == [{"OTHER": "x", "GOMP_SPINCOUNT": "30000", "KMP_BLOCKTIME": "1"}]
+        assert environ == {"OTHER": "x", **{k: v for k, v in after.items() if v}}
+    environ = {"KMP_BLOCKTIME": "5", "GOMP_SPINCOUNT": "7"}           # the user's own
+    monkeypatch.setattr(kernels, "openmp_available", lambda: True)
+    choose_threading_layer(environ)
+    assert environ == {"KMP_BLOCKTIME": "5", "GOMP_SPINCOUNT": "7"}
 
 
 def test_macs_per_image_matches_the_design_figure():

@@ -38,7 +38,8 @@ NUMBA_THREADING_LAYER says otherwise:
 
 - ``omp`` (OpenMP) where Numba has it, with its idle threads spinning for a
   short while only: GOMP_SPINCOUNT=30000 (GNU OpenMP: about half a
-  millisecond) and KMP_BLOCKTIME=1 (LLVM and Intel OpenMP: 1 ms), unless
+  millisecond; set only while OpenMP loads, so child processes do not
+  inherit it) and KMP_BLOCKTIME=1 (LLVM and Intel OpenMP: 1 ms), unless
   those are set already. A forward pass at batch 1 is a chain of short
   parallel kernels; threads that wait hot pick up the next one at once,
   where sleeping threads first have to be woken by the operating system
@@ -80,12 +81,16 @@ def choose_threading_layer(environ=os.environ) -> str:
         return numba.config.THREADING_LAYER
     added = [name for name in OPENMP_SPIN if name not in environ]
     environ.update({name: OPENMP_SPIN[name] for name in added})
-    if openmp_available():
-        numba.config.THREADING_LAYER = "omp"
-    else:
-        for name in added:
+    found = openmp_available()
+    numba.config.THREADING_LAYER = "omp" if found else "workqueue"
+    # GNU OpenMP read GOMP_SPINCOUNT when it loaded, just now: take it out
+    # again so that child processes (PyTorch's OpenMP in a benchmark's
+    # worker) keep their own default. KMP_BLOCKTIME stays while OpenMP is
+    # the choice: LLVM's and Intel's OpenMP read it at their first parallel
+    # kernel.
+    for name in added:
+        if not found or name == "GOMP_SPINCOUNT":
             del environ[name]
-        numba.config.THREADING_LAYER = "workqueue"
     return numba.config.THREADING_LAYER
 
 
