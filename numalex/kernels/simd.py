@@ -57,10 +57,11 @@ class _Float32x8Model(models.PrimitiveModel):
         super().__init__(dmm, fe_type, VECTOR)
 
 
-def _element_pointer(context, builder, array_type, array, index_type, index):
-    """Address of array[index] (no bounds check, no negative wraparound)."""
-    data = context.make_array(array_type)(context, builder, array).data
-    offset = context.cast(builder, index, index_type, types.intp)
+def _element_pointer(context, builder, signature, args):
+    """Address of array[index], the intrinsic's first two arguments (no
+    bounds check, no negative wraparound)."""
+    data = context.make_array(signature.args[0])(context, builder, args[0]).data
+    offset = context.cast(builder, args[1], signature.args[1], types.intp)
     return builder.gep(data, [offset])
 
 
@@ -71,32 +72,33 @@ def _splat(builder, scalar):
                                   ir.Constant(ir.VectorType(_LANE_INDEX, 8), [0] * 8))
 
 
-def _float32_vector_array(array) -> bool:
-    return isinstance(array, types.Array) and array.dtype == types.float32 and array.ndim == 1
+def _float32_element(array, index) -> bool:
+    """Do the types say array[index] of a 1-D float32 array?"""
+    return (isinstance(array, types.Array) and array.dtype == types.float32
+            and array.ndim == 1 and isinstance(index, types.Integer))
 
 
 @intrinsic
 def load8(typingctx, array, index):
-    if not (_float32_vector_array(array) and isinstance(index, types.Integer)):
+    if not _float32_element(array, index):
         return None
 
     def codegen(context, builder, signature, args):
-        pointer = _element_pointer(context, builder, signature.args[0], args[0],
-                                   signature.args[1], args[1])
-        return builder.load(builder.bitcast(pointer, VECTOR.as_pointer()), align=4)
+        pointer = builder.bitcast(_element_pointer(context, builder, signature, args),
+                                  VECTOR.as_pointer())
+        return builder.load(pointer, align=4)
     return float32x8(array, index), codegen
 
 
 @intrinsic
 def store8(typingctx, array, index, value):
-    if not (_float32_vector_array(array) and isinstance(index, types.Integer)
-            and value == float32x8):
+    if not (_float32_element(array, index) and value == float32x8):
         return None
 
     def codegen(context, builder, signature, args):
-        pointer = _element_pointer(context, builder, signature.args[0], args[0],
-                                   signature.args[1], args[1])
-        builder.store(args[2], builder.bitcast(pointer, VECTOR.as_pointer()), align=4)
+        pointer = builder.bitcast(_element_pointer(context, builder, signature, args),
+                                  VECTOR.as_pointer())
+        builder.store(args[2], pointer, align=4)
         return context.get_dummy_value()
     return types.void(array, index, value), codegen
 
@@ -113,13 +115,12 @@ def splat8(typingctx, value):
 
 @intrinsic
 def splat_load8(typingctx, array, index):
-    if not (_float32_vector_array(array) and isinstance(index, types.Integer)):
+    if not _float32_element(array, index):
         return None
 
     def codegen(context, builder, signature, args):
-        pointer = _element_pointer(context, builder, signature.args[0], args[0],
-                                   signature.args[1], args[1])
-        return _splat(builder, builder.load(pointer, align=4))
+        element = _element_pointer(context, builder, signature, args)
+        return _splat(builder, builder.load(element, align=4))
     return float32x8(array, index), codegen
 
 
