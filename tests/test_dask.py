@@ -36,7 +36,7 @@ def test_the_bag_gives_the_rows_of_one_process(client, photo_folder, tiny_weight
     _, good, bad = photo_folder
     bag = numalex.distributed.classify(good + bad, client, weights=tiny_weights, batch=3,
                                        partition_size=4, numba_cache=str(tmp_path), top=3,
-                                       **TINY)
+                                       backend="numba", **TINY)
     assert bag.npartitions == 5
     assert_same_rows(bag.compute(), local_rows)
     states = client.run(numalex.distributed.worker_state)
@@ -48,6 +48,8 @@ def test_the_bag_gives_the_rows_of_one_process(client, photo_folder, tiny_weight
         assert state["threads"] == threads and state["numba_num_threads"] == str(threads)
         assert set(state["blas_threads"]) <= {threads}
         assert os.path.dirname(state["numba_cache_dir"]) == str(tmp_path)
+        compiled = [name for _, _, names in os.walk(state["numba_cache_dir"]) for name in names]
+        assert any(name.endswith(".nbi") for name in compiled)    # the kernels compiled there
     assert sum(state["models_loaded"] for state in states.values()) >= 1
 
 
@@ -55,8 +57,10 @@ def test_cli_on_dask_matches_and_resumes(client, photo_folder, tiny_weights, loc
                                          tmp_path, capsys):
     root, good, bad = photo_folder
     out = tmp_path / "labels.jsonl"
+    # numpy: the bag test above already compiled numba's kernels on workers;
+    # here fresh workers would compile them again for nothing the CLI adds.
     argv = ["classify", str(root), "--weights", tiny_weights, *TINY_ARGS, "--out", str(out),
-            "--batch-size", "2", "--partition-size", "3"]
+            "--batch-size", "2", "--partition-size", "3", "--backend", "numpy"]
     assert main(argv + ["--dask", "local:2"]) == 1            # starts its own LocalCluster
     assert "3 of 17 images could not be read" in capsys.readouterr().err
     assert_same_rows(read_jsonl(out), local_rows)
