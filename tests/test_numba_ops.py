@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 import loop_oracles as loops
 from numalex import backends
 from numalex.backends import checks
-from numalex.kernels import blas, conv, conv_im2row, conv_shifted, ladder, winograd, winograd_f4
+from numalex.kernels import (blas, conv, conv_im2row, conv_shifted, ladder, winograd, winograd_f4,
+                             winograd_products)
 from numalex.shapes import ShapeError
 from numalex.testing import conv_cases
 from numba_op_checks import F, assert_close, nb, random, t  # noqa: F401  (F: a fixture)
@@ -119,15 +120,16 @@ def test_strided_versions_match_loop_oracle_with_groups_and_pool(kernel, stride,
     assert_close(got, want)
 
 
-def test_choose_picks_winograd_f4_from_large_batches_and_direct_below():
+def test_choose_picks_winograd_products_for_stride_1_and_direct_below_large_batches():
     big, small = ladder.LARGE_BATCH, ladder.LARGE_BATCH - 1
     assert ladder.choose((11, 11), 4, 1, big).startswith("10 ")
     assert ladder.choose((11, 11), 4, 1, small).startswith("11 ")
     assert ladder.choose((3, 3), 3, 1, big).startswith("7 ")      # folds to 1 x 1
     for kernel in [(3, 3), (5, 5), (2, 3)]:
-        assert ladder.choose(kernel, 1, 1, big).startswith("9 ")
-        assert ladder.choose(kernel, 1, 1, small).startswith("11 ")
+        for batch in (1, small, big):
+            assert ladder.choose(kernel, 1, 1, batch).startswith("12 ")
     assert ladder.choose((3, 3), 1, 2, big).startswith("5 ")       # dilated
+    assert ladder.choose((3, 3), 1, 2, small).startswith("11 ")
     assert ladder.choose((1, 1), 1, 1, big).startswith("5 ")
     for version in {ladder.choose(k, s, d, n) for k in [(1, 1), (3, 3), (11, 11)]
                     for s in (1, 4) for d in (1, 2) for n in (1, big)}:
@@ -166,14 +168,15 @@ def test_prepared_conv_weights_are_read_only_and_keep_their_transforms():
     assert not w.flags.writeable and np.array_equal(w, params["a.weight"])
     with pytest.raises(ValueError, match="read-only"):
         w[0, 0, 0, 0] = 1.0
-    x = random((ladder.LARGE_BATCH + 1, 2, 6, 6), 1)      # the F(4x4, 3x3) path
+    x = random((2, 2, 6, 6), 1)
     want = loops.conv2d(x, params["a.weight"], params["a.bias"], 1, 1, 1, 1)
     for _ in range(2):                                     # computes, then reuses, U
         assert_close(nb.conv2d(x, w, prepared["a.bias"], padding=1), want)
     (key, u), = w.transforms.items()
-    assert key == ("9 Winograd F(4x4, 3x3)", 1, 1, 1)          # version, stride, dilation, groups
-    np.testing.assert_array_equal(
-        u, winograd.transformed_weights(params["a.weight"], winograd_f4.F4))
+    # version, stride, dilation, groups; U of F(4x4, 3x3), packed for version 12
+    assert key == ("12 Winograd F(4x4, 3x3), register-blocked products", 1, 1, 1)
+    np.testing.assert_array_equal(u, winograd_products.pack_panels(
+        winograd.transformed_weights(params["a.weight"], winograd_f4.F4), 1))
 
 
 @pytest.mark.parametrize("k", [3, 5, 7])
@@ -192,8 +195,8 @@ def test_block_plan_places_every_block_once_at_its_offset(k, tile):
 @st.composite
 def conv_relu_pool_calls(draw):
     """A valid conv2d call and a max pool valid on its output, at batches on
-    both sides of ladder.LARGE_BATCH (im2col + a separate pool below it,
-    the GEMM-fused pool from it on)."""
+    both sides of ladder.LARGE_BATCH (where ladder.choose changes its pick
+    for strided, dilated and 1 x 1 kernels)."""
     case = draw(conv_cases(max_size=16, max_batch=ladder.LARGE_BATCH + 2))
     kernel = draw(st.integers(1, 3))
     pool = (kernel, draw(st.integers(1, 3)), draw(st.integers(0, kernel // 2)),
@@ -227,7 +230,8 @@ def test_conv2d_pool_is_checked_like_max_pool2d():
                                      "5 shifted GEMM", "6 im2row + GEMM",
                                      "7 space-to-depth + shifted GEMM",
                                      "8 Winograd F(2x2, 3x3)", "9 Winograd F(4x4, 3x3)",
-                                     "11 direct, register-blocked"])
+                                     "11 direct, register-blocked",
+                                     "12 Winograd F(4x4, 3x3), register-blocked products"])
 def test_conv_versions_fuse_relu(version):
     x, wt, b = random((3, 4, 7, 7), 1), random((6, 2, 3, 3), 2), random((6,), 3)
     got = ladder.VERSIONS[version](x, wt, b, 1, 1, 2, 1, relu=True)

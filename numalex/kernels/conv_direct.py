@@ -20,7 +20,8 @@ kernel tap and channel by channel:
             sums[r, 0:8] += x * w0;  sums[r, 8:16] += x * w1
 
 Twelve fused multiply-adds for eight loads: the CPU's two FMA units stay
-busy, and nothing is written until the block is done. The input is
+busy, and nothing is written until the block is done (one run of channels
+is microkernel.multiply_add_run, which version 12 shares). The input is
 channels-last and zero-padded (xp: (N, Hp, Wp, C)), so for a fixed tap the
 channels of a pixel are consecutive floats; the weights are packed once
 (pack_weights) so that the 16 weights of every step are consecutive too.
@@ -44,12 +45,9 @@ from numba import njit, prange
 from .. import shapes
 from . import pooling
 from .conv import output_hw, scratch
-from .simd import add8, fma8, load8, relu8, splat8, splat_load8, store8
+from .microkernel import LANES as CHANNELS, ROWS as PIXELS, multiply_add_run, zeros
+from .simd import add8, load8, relu8, store8
 from .winograd import add_bias_in_place, pad_channels_last, pad_rows
-
-PIXELS = 6          # pixels per block: 6 x 2 accumulators + 2 weights + 1 input = 15 registers
-CHANNELS = 16       # output channels per block: two 8-float vectors
-
 
 def pack_weights(w: np.ndarray, groups: int) -> np.ndarray:
     """w: (O, Cg, kh, kw) -> flat (B, kh, kw, Cg, 16): B blocks of 16 output
@@ -73,13 +71,6 @@ def _pixel_start(p, ho, wo, wp, hp, c_in, stride):
     n, inside = p // (ho * wo), p % (ho * wo)
     i, j = inside // wo, inside % wo
     return ((n * hp + i * stride) * wp + j * stride) * c_in
-
-
-@njit(inline="always")
-def _multiply_add(xp, at, w0, w1, sum0, sum1):
-    """One pixel's 16 sums += xp[at] * the 16 weights."""
-    x = splat_load8(xp, at)
-    return fma8(x, w0, sum0), fma8(x, w1, sum1)
 
 
 @njit(inline="always")
@@ -129,23 +120,14 @@ def direct_conv(xp, xp_hw, c_in, packed, kernel_hw, c_per_group, blocks_per_grou
         a3 = _pixel_start(min(first + 3, last), ho, wo, wp, hp, c_in, stride) + channel0
         a4 = _pixel_start(min(first + 4, last), ho, wo, wp, hp, c_in, stride) + channel0
         a5 = _pixel_start(min(first + 5, last), ho, wo, wp, hp, c_in, stride) + channel0
-        s00, s01, s10, s11 = splat8(0.0), splat8(0.0), splat8(0.0), splat8(0.0)
-        s20, s21, s30, s31 = splat8(0.0), splat8(0.0), splat8(0.0), splat8(0.0)
-        s40, s41, s50, s51 = splat8(0.0), splat8(0.0), splat8(0.0), splat8(0.0)
+        sums = zeros()
         for u in range(kh):
             for v in range(taps_apart):
                 shift = (u * dilation * wp + v * dilation) * c_in
                 weights = block * panel + (u * kw + v) * c_per_group * CHANNELS
-                for c in range(run):
-                    w0 = load8(packed, weights + CHANNELS * c)
-                    w1 = load8(packed, weights + CHANNELS * c + 8)
-                    at = shift + c
-                    s00, s01 = _multiply_add(xp, a0 + at, w0, w1, s00, s01)
-                    s10, s11 = _multiply_add(xp, a1 + at, w0, w1, s10, s11)
-                    s20, s21 = _multiply_add(xp, a2 + at, w0, w1, s20, s21)
-                    s30, s31 = _multiply_add(xp, a3 + at, w0, w1, s30, s31)
-                    s40, s41 = _multiply_add(xp, a4 + at, w0, w1, s40, s41)
-                    s50, s51 = _multiply_add(xp, a5 + at, w0, w1, s50, s51)
+                sums = multiply_add_run(xp, (a0 + shift, a1 + shift, a2 + shift, a3 + shift,
+                                             a4 + shift, a5 + shift), packed, weights, run, sums)
+        s00, s01, s10, s11, s20, s21, s30, s31, s40, s41, s50, s51 = sums
         o = block * CHANNELS
         bias0, bias1 = load8(bias, o), load8(bias, o + 8)
         real = min(PIXELS, pixels - first)

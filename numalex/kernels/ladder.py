@@ -9,10 +9,13 @@ the CPU, from the definition to the fastest, for benchmarks/conv_ladder.py
     9     numalex/kernels/winograd_f4.py   Winograd F(4x4, 3x3)
     10    numalex/kernels/winograd_f4.py   space-to-depth + Winograd F(4x4, 3x3)
     11    numalex/kernels/conv_direct.py   direct, register-blocked (no im2col, no BLAS)
+    12    numalex/kernels/winograd_products.py
+                                           Winograd F(4x4, 3x3), register-blocked products
 """
 from __future__ import annotations
 
-from . import conv, conv_direct, conv_im2row, conv_shifted, winograd, winograd_f4
+from . import (conv, conv_direct, conv_im2row, conv_shifted, winograd, winograd_f4,
+               winograd_products)
 
 VERSIONS = {
     "1 naive": conv.conv_naive,
@@ -26,6 +29,7 @@ VERSIONS = {
     "9 Winograd F(4x4, 3x3)": winograd_f4.conv_winograd_f4,
     "10 space-to-depth + Winograd F(4x4, 3x3)": winograd_f4.conv_space_to_depth_winograd,
     "11 direct, register-blocked": conv_direct.conv_direct,
+    "12 Winograd F(4x4, 3x3), register-blocked products": winograd_products.conv_winograd_products,
 }
 
 # Versions that compute only some convolutions, and which: the others raise
@@ -35,6 +39,7 @@ LIMITED = {
     "8 Winograd F(2x2, 3x3)": winograd.supports,
     "9 Winograd F(4x4, 3x3)": winograd.supports,
     "10 space-to-depth + Winograd F(4x4, 3x3)": winograd_f4.folds_to_winograd,
+    "12 Winograd F(4x4, 3x3), register-blocked products": winograd.supports,
 }
 # Versions for larger strides: at stride 1 they are another version plus a
 # copy (space-to-depth folds nothing), so the benchmark does not time them there.
@@ -51,7 +56,8 @@ def computes(version: str, kernel_hw, stride: int, dilation: int) -> bool:
 # after the convolution (and its ReLU), fused into their epilogue.
 TAKES_POOL = {"5 shifted GEMM", "7 space-to-depth + shifted GEMM", "8 Winograd F(2x2, 3x3)",
               "9 Winograd F(4x4, 3x3)", "10 space-to-depth + Winograd F(4x4, 3x3)",
-              "11 direct, register-blocked"}
+              "11 direct, register-blocked",
+              "12 Winograd F(4x4, 3x3), register-blocked products"}
 # Versions that take u=, a transform of the weight a caller can compute once
 # and keep: TRANSFORMS[version](w, stride, dilation, groups).
 TRANSFORMS = {
@@ -62,29 +68,32 @@ TRANSFORMS = {
         lambda w, stride, dilation, groups: winograd_f4.folded_transform(w, stride, dilation),
     "11 direct, register-blocked":
         lambda w, stride, dilation, groups: conv_direct.pack_weights(w, groups),
+    "12 Winograd F(4x4, 3x3), register-blocked products":
+        lambda w, stride, dilation, groups: winograd_products.transformed_panels(w, groups),
 }
 
-# From this many images on, convolutions take Winograd (version 9; for
-# strides above 1 after space-to-depth, version 10). Measured on
-# AlexNet-224's convs at batch 32 (one thread, CPU time): conv1 127 ms
-# (version 10) vs 170 (7), conv2 184 (9) vs 336 (8), conv3 79 vs 107, conv4
-# 108 vs 123, conv5 70 vs 76. Below it Winograd's 36 GEMMs per layer are
-# tiny (16 rows for a 13 x 13 map at batch 1) and gain nothing, and the
-# direct kernel (version 11) runs every layer without im2col and without
-# OpenBLAS: AlexNet-224 at batch 1, whole forward pass, 27 ms against 35
-# for im2col + GEMM (version 4) and space-to-depth (7); at batch 8 Winograd
-# is ahead (9.7-11.6 ms an image against 13.4 for direct).
+# What the numba backend runs. Every convolution Winograd can take (stride
+# 1, kernels from 2 x 2: AlexNet's conv2-5) runs version 12 at any batch.
+# On AlexNet-224, whole forward passes, alternating in one process on two
+# Zen 3 cores: batch 1, 22.9 ms against 25.2 for the direct kernel
+# (version 11); per image at batch 8, 9.7 against 10.1 for version 9
+# (OpenBLAS's products), at batch 32, 8.4 against 8.6. The others (conv1,
+# stride 4): below LARGE_BATCH images the direct kernel, which needs no
+# im2col and no OpenBLAS (at batch 1, 27 ms a pass against 35 for im2col +
+# GEMM and space-to-depth); from LARGE_BATCH on, space-to-depth into a
+# stride-1 problem and Winograd with OpenBLAS's products (version 10;
+# conv1 at batch 32 on one thread: 127 ms, against 170 for version 7).
 LARGE_BATCH = 8
 
 
 def choose(kernel_hw, stride: int, dilation: int, batch: int) -> str:
     """The version the numba backend runs for one convolution."""
+    if winograd.supports(kernel_hw, stride, dilation):
+        return "12 Winograd F(4x4, 3x3), register-blocked products"
     if batch < LARGE_BATCH:
         return "11 direct, register-blocked"
     if stride > 1:
         if winograd_f4.folds_to_winograd(kernel_hw, stride, dilation):
             return "10 space-to-depth + Winograd F(4x4, 3x3)"
         return "7 space-to-depth + shifted GEMM"
-    if winograd.supports(kernel_hw, stride, dilation):
-        return "9 Winograd F(4x4, 3x3)"
     return "5 shifted GEMM"

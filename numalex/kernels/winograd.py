@@ -310,8 +310,24 @@ def transformed_weights(w: np.ndarray, scheme: Scheme = F2) -> np.ndarray:
     return u.reshape(len(shifts), points, len(slots) * c_per_group, w.shape[0])
 
 
+def blas_products(rows, u, m, shifts, frame_w, groups):
+    """M[xi] (+)= V[xi] (shifted by whole tiles) @ U[s, xi] for every shift s
+    and group, every point xi, by OpenBLAS (parallel_gemm.gemm_batch).
+
+    rows: V, (alpha^2, tiles + tail, G*K*Cg); u: transformed_weights,
+    (S, alpha^2, K*Cg, O); m: (alpha^2, tiles, O), written."""
+    depth, positions, out_ch = rows.shape[2], m.shape[1], m.shape[2]
+    for g in range(groups):
+        ins = slice(g * depth // groups, (g + 1) * depth // groups)   # group g, K slots
+        outs = slice(g * out_ch // groups, (g + 1) * out_ch // groups)
+        for s, (th, tw) in enumerate(shifts):
+            off = th * frame_w + tw
+            parallel_gemm.gemm_batch(rows[:, off:off + positions, ins], u[s, :, :, outs],
+                                     m[:, :, outs], accumulate=s > 0)
+
+
 def conv_winograd(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=False,
-                  pool=None, budget=BUDGET_BYTES, u=None, scheme=F2):
+                  pool=None, budget=BUDGET_BYTES, u=None, scheme=F2, products=blas_products):
     """Version 8 (kernels from 2 x 2 up, stride 1, no dilation): Winograd
     F(2x2, 3x3); with winograd_f4.F4 as the scheme, version 9: F(4x4, 3x3).
 
@@ -327,11 +343,13 @@ def conv_winograd(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=False
     many more than the output needs as the largest shift (junk, not read back).
 
     For each chunk of images: pad channels-last, V = transform_input per
-    slot, M[xi] += V[xi] (shifted) @ U[shift, xi] per shift and group,
+    slot, M[xi] += V[xi] (shifted) @ U[shift, xi] per shift and group
+    (`products`: blas_products, or version 12's register-blocked kernel),
     z = transform_output(M), then bias (+ ReLU), or with
     pool=(kernel, stride, padding, ceil_mode) the fused max pool of the
     shifted GEMMs (pooling.max_pool_pixels_major). u: the weight's
-    transform if already known (transformed_weights(w, scheme)).
+    transform if already known (transformed_weights(w, scheme), or what
+    `products` reads instead).
 
     One layout from layer to layer: the output is channels-last in memory,
     (N, Ho, Wo, O), returned as its (N, O, Ho, Wo) view, so no pass
@@ -345,11 +363,11 @@ def conv_winograd(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=False
                          f"dilation {dilation}")
     n_img, c_in, h, wd = x.shape
     out_ch, c_per_group, kh, kw = w.shape
-    o_per_group = out_ch // groups
     tile, points = scheme.tile, scheme.alpha ** 2
     ho, wo = conv_output_size(h, kh, 1, padding), conv_output_size(wd, kw, 1, padding)
     slots, shifts, _ = block_plan((kh // 2, kw // 2), tile)
-    u = transformed_weights(w, scheme) if u is None else u     # (S, alpha^2, K*Cg, O)
+    # u: (S, alpha^2, K*Cg, O), or the form `products` reads
+    u = transformed_weights(w, scheme) if u is None else u
     frame_h = -(-ho // tile) + max(th for th, _ in shifts)
     frame_w = -(-wo // tile) + max(tw for _, tw in shifts)
     frame = frame_h * frame_w                                   # tiles per image
@@ -385,13 +403,7 @@ def conv_winograd(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=False
         rows = v.reshape(points, positions + tail, depth)       # (alpha^2, tiles, G*K*Cg)
         scheme.transform_input(xp, slot_offsets, groups, frame_h, frame_w, rows)
         rows[:, positions:] = 0.0                               # read by junk tiles only
-        for g in range(groups):
-            ins = slice(g * depth // groups, (g + 1) * depth // groups)   # group g, K slots
-            outs = slice(g * o_per_group, (g + 1) * o_per_group)
-            for s, (th, tw) in enumerate(shifts):
-                off = th * frame_w + tw                 # M[xi] (+)= V[xi] @ U[s, xi], all xi
-                parallel_gemm.gemm_batch(rows[:, off:off + positions, ins], u[s, :, :, outs],
-                                         m[:, :, outs], accumulate=s > 0)
+        products(rows, u, m, shifts, frame_w, groups)
         scheme.transform_output(m, (frame_h, frame_w), ho, wo, z)
         if pool is None:
             add_bias_in_place(z, b, relu)
