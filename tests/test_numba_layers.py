@@ -69,8 +69,8 @@ def test_relu_matches_definition():
     assert (x < 0).any()                     # the case that matters is exercised
 
 
-@pytest.mark.parametrize("batch", [1, 2, 3, 8, 9, 20])  # BLAS, streaming kernel, BLAS
-@pytest.mark.parametrize("out", [5, 11, 24])   # fewer rows than blocks, a remainder, none
+@pytest.mark.parametrize("batch", [1, 2, 3, 8, 9, 20, 33])  # streamed to 8, then blocked
+@pytest.mark.parametrize("out", [5, 11, 24])   # fewer rows than a block, a remainder, none
 def test_linear_matches_loop_oracle(batch, out):
     x, w, b = random((batch, 37), 8), random((out, 37), 9), random((out,), 10)
     want = loops.linear(x, w, b)
@@ -84,6 +84,16 @@ def test_streaming_kernel_edges(batch, out):
     x, w, b = random((batch, 19), 8), random((out, 19), 9), random((out,), 10)
     y = np.full((batch, out), np.nan, dtype=np.float32)
     linear_kernels.linear_streaming(x, w, b, y)
+    assert_close(y, loops.linear(x, w, b))
+
+
+@pytest.mark.parametrize("batch,out", [(9, 1), (16, 6), (17, 13), (40, 7)])
+def test_blocked_kernel_edges(batch, out):
+    # blocks of 6 weight rows and 16 samples: an edge block repeats its last
+    # row, and samples past the batch are zeros that are never stored
+    x, w, b = random((batch, 21), 8), random((out, 21), 9), random((out,), 10)
+    y = np.full((batch, out), np.nan, dtype=np.float32)
+    linear_kernels.linear_blocked(w, linear_kernels.pack_samples(x), b, False, y)
     assert_close(y, loops.linear(x, w, b))
 
 

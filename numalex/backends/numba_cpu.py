@@ -12,9 +12,9 @@ numalex.kernels:
                          depth, version 10); below, the direct kernel
                          (version 11, conv_direct.py)
     linear               batch 1-8: a Numba kernel that streams the weights
-                         once; larger batches: BLAS's GEMM on blocks of
-                         weight rows, one block per thread
-                         (parallel_gemm.gemm_row_blocks)
+                         once; larger batches: the register-blocked
+                         micro-kernel on 6 weight rows x 16 samples
+                         (kernels/linear.py)
     max_pool2d, adaptive_avg_pool2d, lrn
                          one parallel Numba kernel each
     relu                 one Numba kernel on the calling thread (memory-bound)
@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..kernels import ladder, linear as linear_kernels, parallel_gemm, pointwise, pooling
+from ..kernels import ladder, linear as linear_kernels, pointwise, pooling
 from ..shapes import adaptive_bins
 from . import checks
 from .numba_backward import (adaptive_avg_pool2d_backward, conv2d_backward,  # noqa: F401
@@ -52,7 +52,8 @@ FUSES_RELU = True      # conv2d and linear take relu=True (see Model._plan)
 FUSES_POOL = True      # conv2d takes pool=(kernel, stride, padding, ceil_mode)
 
 # Batches in this range stream the weights through a Numba kernel; above 8
-# the product has enough reuse for BLAS's GEMM to win. At batch 1 OpenBLAS's
+# the product has enough reuse for the register-blocked kernel to win (at
+# batch 8, fc6: 12.4 ms streamed, 17 blocked). At batch 1 OpenBLAS's
 # matrix-vector product streams as fast, but its threads then keep spinning
 # on the cores that the next image's first convolution (a Numba kernel)
 # needs: a forward pass at batch 1 with it took 33-46 ms, without it 25-33.
@@ -206,7 +207,5 @@ def linear(x, w, b, relu=False):
         if relu:
             pointwise.relu(y.reshape(-1), y.reshape(-1))
         return y
-    z = np.empty((w.shape[0], x.shape[0]), dtype=np.float32)   # (out, N)
-    parallel_gemm.gemm_row_blocks(w, x.T, z)        # (out, in) @ (in, N), in row blocks
-    linear_kernels.add_bias_transposed(z, b, relu, y)
+    linear_kernels.linear_blocked(w, linear_kernels.pack_samples(x), b, relu, y)
     return y

@@ -15,8 +15,8 @@ model, not once per forward.
     OP_backward, dropout     one thread per gradient element (cuda_backward.py)
 
 Launch shapes are arguments, never frozen: ``version=`` and ``tiles=`` for
-the GEMM (default: cuda_ladder.choose) and ``threads=`` for the others. conv2d and linear take ``relu=True`` to fuse the ReLU into
-their epilogue.
+the GEMM (default: cuda_ladder.choose) and ``threads=`` for the others.
+conv2d and linear take ``relu=True`` to fuse the ReLU into their epilogue.
 
 Without a GPU, the kernels run in Numba's CUDA simulator when
 NUMBA_ENABLE_CUDASIM=1 is set before numba is imported (slow: Python runs

@@ -1,8 +1,7 @@
 """Many independent GEMMs at once: one thread pool, OpenBLAS on one thread.
 
-Winograd's 36 products M[xi] = V[xi] @ U[xi] do not depend on each other,
-and neither do the row blocks of a fully connected layer's W @ x^T. Handed
-to OpenBLAS one at a time, each call is split across both cores and ends in
+Winograd's 36 products M[xi] = V[xi] @ U[xi] do not depend on each other.
+Handed to OpenBLAS one at a time, each call is split across both cores and ends in
 a barrier; worse, OpenBLAS's worker threads keep spinning for a while after
 every call, on the cores that Numba's threads need for the transform that
 runs next (on two cores that made the Winograd transforms 1.5 to 2 times
@@ -10,8 +9,9 @@ slower than on an idle machine). ``gemm_batch`` turns that around: OpenBLAS
 runs single-threaded, and a Numba ``prange`` loop hands whole products to
 Numba's threads, so only one pool of threads ever runs and no call waits for
 another. Measured on a 2-core AMD EPYC (Zen 3, AVX2): Winograd's products
-of conv2 at batch 8 (36 x (392 x 256) @ (256 x 192)) 90 -> 110 GFLOP/s; fc6
-at batch 32 as 8 row blocks 56 -> 86 GFLOP/s.
+of conv2 at batch 8 (36 x (392 x 256) @ (256 x 192)) 90 -> 110 GFLOP/s.
+(Versions 9 and 10 of the conv ladder run their products here; version 12
+runs them on numalex's own micro-kernel, winograd_products.py.)
 
 How a compiled loop calls OpenBLAS: Numba can call a ctypes function from
 nopython code. cblas_sgemm takes its sizes by value and its matrices as
@@ -125,36 +125,3 @@ def gemm_batch(a: np.ndarray, b: np.ndarray, c: np.ndarray, accumulate: bool = F
         _gemm_each(_cblas_sgemm, count, m, n, k, trans_a, a.ctypes.data, lda, a.strides[0],
                    trans_b, b.ctypes.data, ldb, b.strides[0],
                    np.float32(1.0 if accumulate else 0.0), c.ctypes.data, ldc, c.strides[0])
-
-
-# Blocks of rows gemm_row_blocks multiplies side by side. fc6 of AlexNet at
-# batch 32 ((4096 x 9216) @ (9216 x 32)) on a 2-core AMD EPYC: one
-# two-thread OpenBLAS call 56 GFLOP/s; 2 blocks 64, 4 blocks 75, 8 blocks 86,
-# 16 blocks 76.
-ROW_BLOCKS = 8
-
-
-def gemm_row_blocks(a: np.ndarray, b: np.ndarray, c: np.ndarray, accumulate: bool = False,
-                    blocks: int = ROW_BLOCKS) -> None:
-    """c = a @ b (c += a @ b if `accumulate`), cut into `blocks` equal blocks
-    of rows of a and c, multiplied in parallel by gemm_batch, plus one call
-    for the rows left over. a: (m, k), b: (k, n), c: (m, n), blas.gemm's
-    rules for each.
-
-    Why: when one side of the product is narrow (a fully connected layer's
-    batch), a single two-thread OpenBLAS call splits the work along that
-    side and waits on every step; eight independent products keep both
-    cores busy (1.5x faster on fc6 at batch 32)."""
-    m = a.shape[0]
-    per_block = m // blocks
-    whole = per_block * blocks
-    if per_block:
-        step_a, step_c = a.strides[0] * per_block, c.strides[0] * per_block
-        gemm_batch(np.lib.stride_tricks.as_strided(a, (blocks, per_block, a.shape[1]),
-                                                   (step_a,) + a.strides),
-                   np.broadcast_to(b, (blocks,) + b.shape),
-                   np.lib.stride_tricks.as_strided(c, (blocks, per_block, c.shape[1]),
-                                                   (step_c,) + c.strides),
-                   accumulate)
-    if whole < m:
-        blas.gemm(a[whole:], b, c[whole:], accumulate)

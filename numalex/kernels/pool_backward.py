@@ -26,9 +26,9 @@ def max_pool2d_backward(dy, x, kernel, stride, padding, dx):
 
     dy: (N, C, Ho, Wo), x: (N, C, H, W) the forward's input, dx: like x,
     zeros on entry (the gradients are added into it). The maximum is found
-    again from x (nothing from the forward pass is kept): k*k comparisons per output, cheap beside the
-    convolutions around it. A NaN counts as the maximum, as it does in the
-    forward pass.
+    again from x (nothing from the forward pass is kept): k*k comparisons
+    per output, cheap beside the convolutions around it. A NaN counts as
+    the maximum, as it does in the forward pass.
     """
     n_img, channels, h, w = x.shape
     ho, wo = dy.shape[2], dy.shape[3]
