@@ -3,7 +3,7 @@ compiled function (they exist only inside Numba code)."""
 import numpy as np
 from numba import njit
 
-from numalex.kernels.simd import add8, fma8, load8, relu8, splat8, splat_load8, store8
+from numalex.kernels.simd import add8, fma8, load8, max8, relu8, splat8, splat_load8, store8
 
 
 @njit
@@ -26,3 +26,16 @@ def test_vector_intrinsics_equal_numpy_lane_by_lane():
     relu[relu < 0] = 0
     np.testing.assert_array_equal(out[8:], relu)
     assert np.isnan(out[8 + 2])
+
+
+@njit
+def _maximum(a, b, out):
+    store8(out, 0, max8(load8(a, 0), load8(b, 0)))
+
+
+def test_max8_equals_numpys_maximum_nan_from_either_side():
+    a = np.array([1, -2, np.nan, 3, np.nan, -0.5, 7, 0], dtype=np.float32)
+    b = np.array([0, -1, 5, np.nan, np.nan, -0.25, -7, 0], dtype=np.float32)
+    out = np.zeros(8, dtype=np.float32)
+    _maximum(a, b, out)
+    np.testing.assert_array_equal(out, np.maximum(a, b))      # NaN where either is NaN

@@ -29,6 +29,8 @@ sizes before they start, as every kernel here does).
     fma8(x, y, acc)     acc + x * y, lane by lane
     add8(x, y)          x + y
     relu8(x)            0 where x < 0, else x (a NaN stays NaN, as in PyTorch)
+    max8(x, y)          x where x > y or x is NaN, else y (a NaN in either wins,
+                        as in NumPy's maximum and PyTorch's max pool)
 """
 from __future__ import annotations
 
@@ -156,3 +158,15 @@ def relu8(typingctx, x):
         negative = builder.fcmp_ordered("<", args[0], zero)
         return builder.select(negative, zero, args[0])
     return float32x8(x), codegen
+
+
+@intrinsic
+def max8(typingctx, x, y):
+    if not x == y == float32x8:
+        return None
+
+    def codegen(context, builder, signature, args):
+        greater = builder.fcmp_ordered(">", args[0], args[1])
+        x_is_nan = builder.fcmp_unordered("uno", args[0], args[0])
+        return builder.select(builder.or_(greater, x_is_nan), args[0], args[1])
+    return float32x8(x, y), codegen
