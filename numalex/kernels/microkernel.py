@@ -32,6 +32,14 @@ def zeros():
 
 
 @njit(inline="always")
+def _row(a, at, w0, w1, sum0, sum1):
+    """One row's 16 sums += a[at] * the 16 weights: one broadcast load, two
+    fused multiply-adds."""
+    x = splat_load8(a, at)
+    return fma8(x, w0, sum0), fma8(x, w1, sum1)
+
+
+@njit(inline="always")
 def multiply_add_run(a, starts, b, b_at, count, sums):
     """For k < count: row r's 16 sums += a[starts[r] + k] * b[b_at + 16k : b_at + 16k + 16].
 
@@ -42,16 +50,10 @@ def multiply_add_run(a, starts, b, b_at, count, sums):
     for k in range(count):
         w0 = load8(b, b_at + LANES * k)
         w1 = load8(b, b_at + LANES * k + 8)
-        x = splat_load8(a, a0 + k)
-        s00, s01 = fma8(x, w0, s00), fma8(x, w1, s01)
-        x = splat_load8(a, a1 + k)
-        s10, s11 = fma8(x, w0, s10), fma8(x, w1, s11)
-        x = splat_load8(a, a2 + k)
-        s20, s21 = fma8(x, w0, s20), fma8(x, w1, s21)
-        x = splat_load8(a, a3 + k)
-        s30, s31 = fma8(x, w0, s30), fma8(x, w1, s31)
-        x = splat_load8(a, a4 + k)
-        s40, s41 = fma8(x, w0, s40), fma8(x, w1, s41)
-        x = splat_load8(a, a5 + k)
-        s50, s51 = fma8(x, w0, s50), fma8(x, w1, s51)
+        s00, s01 = _row(a, a0 + k, w0, w1, s00, s01)
+        s10, s11 = _row(a, a1 + k, w0, w1, s10, s11)
+        s20, s21 = _row(a, a2 + k, w0, w1, s20, s21)
+        s30, s31 = _row(a, a3 + k, w0, w1, s30, s31)
+        s40, s41 = _row(a, a4 + k, w0, w1, s40, s41)
+        s50, s51 = _row(a, a5 + k, w0, w1, s50, s51)
     return (s00, s01, s10, s11, s20, s21, s30, s31, s40, s41, s50, s51)
