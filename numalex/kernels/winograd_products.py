@@ -1,15 +1,16 @@
-"""Winograd's products at small batches, register-blocked: version 12's GEMMs.
+"""Winograd's products, register-blocked: version 12's GEMMs.
 
 Winograd F(4x4, 3x3) turns a convolution into 36 independent matrix
 products, one per point xi of the 6 x 6 transform:
 
     M[xi] (tiles, O) = V[xi] (tiles, K) @ U[xi] (K, O)
 
-At batch 32 each has hundreds of rows and OpenBLAS runs them well
-(parallel_gemm.gemm_batch). At batch 1 a 13 x 13 map has 16 tiles: 36
-products of 16 rows each, and OpenBLAS reaches about 50 GFLOP/s on them,
-less than the direct kernel's (version 11) 140 on the same layer, which
-does 2.6 times the multiply-adds. This kernel is the direct kernel's
+Versions 8-10 hand them to OpenBLAS (parallel_gemm.gemm_batch). At batch
+1 a 13 x 13 map has 16 tiles: 36 products of 16 rows each, and OpenBLAS
+reaches about 50 GFLOP/s on them, less than the direct kernel's (version
+11) 140 on the same layer, which does 2.6 times the multiply-adds. At
+batch 8 (128 rows) OpenBLAS gets about 95 GFLOP/s on conv3's products,
+this kernel 110, so the backend runs this version at every batch. This kernel is the direct kernel's
 micro-kernel (numalex/kernels/microkernel.py) applied to those products:
 6 rows x 16 output channels of M per block, their 96 sums in twelve vector
 registers for the whole reduction over K, one broadcast of V and two
@@ -32,6 +33,7 @@ from .microkernel import LANES, ROWS, multiply_add_run, zeros
 from .simd import add8, load8, store8
 from .winograd import conv_winograd, supports, transformed_weights
 from .winograd_f4 import F4
+
 
 def pack_panels(u: np.ndarray, groups: int) -> np.ndarray:
     """u: (S, P, K, O) (winograd.transformed_weights: shifts, points, depth,
