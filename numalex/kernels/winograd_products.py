@@ -10,7 +10,8 @@ Versions 8-10 hand them to OpenBLAS (parallel_gemm.gemm_batch). At batch
 reaches about 50 GFLOP/s on them, less than the direct kernel's (version
 11) 140 on the same layer, which does 2.6 times the multiply-adds. At
 batch 8 (128 rows) OpenBLAS gets about 95 GFLOP/s on conv3's products,
-this kernel 110, so the backend runs this version at every batch. This kernel is the direct kernel's
+this kernel 110, so the backend runs this version for every stride-1
+convolution at every batch. This kernel is the direct kernel's
 micro-kernel (numalex/kernels/microkernel.py) applied to those products:
 6 rows x 16 output channels of M per block, their 96 sums in twelve vector
 registers for the whole reduction over K, one broadcast of V and two
