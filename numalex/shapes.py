@@ -27,6 +27,7 @@ summary and the explanations all call :func:`conv_output_size` or
 """
 from __future__ import annotations
 
+import functools
 import operator
 from dataclasses import dataclass
 
@@ -159,6 +160,29 @@ def size_arithmetic(n: int, kernel: int, stride: int = 1, padding: int = 0,
     return SizeArithmetic(n, kernel, stride, padding, dilation, bool(ceil_mode), out)
 
 
+def remembered(function):
+    """`function`, answering each argument tuple it has seen from memory.
+
+    For pure functions of shapes and hyper-parameters (conv_output_size,
+    the backends' argument checks): a forward pass asks the same few dozen
+    questions every time, and working them out again in Python was a
+    measurable part of a batch-1 pass. Arguments are told apart by type
+    too (True is never taken for 1); errors are raised afresh each time,
+    and an unhashable argument (a list by mistake) goes straight to
+    `function`, whose own check names it."""
+    cached = functools.lru_cache(maxsize=1024, typed=True)(function)
+
+    @functools.wraps(function)
+    def answer(*args, **kwargs):
+        try:
+            hash((args, tuple(kwargs.items())))
+        except TypeError:
+            return function(*args, **kwargs)
+        return cached(*args, **kwargs)
+    return answer
+
+
+@remembered
 def conv_output_size(n: int, kernel: int, stride: int = 1, padding: int = 0,
                      dilation: int = 1, ceil_mode: bool = False) -> int:
     """Output length of a convolution or pooling window along one axis.

@@ -194,3 +194,14 @@ def test_a_pool_fusing_backend_gets_conv_relu_pool_as_one_call(monkeypatch):
         separate = [tuple(call[1:]) for call in calls if call[0] == "max_pool2d"]
         assert len(fused) == fused_pools and len(fused) + len(separate) == len(pools)
         assert sorted(fused + separate) == sorted(pools)
+
+
+def test_new_weights_reach_a_backend_that_ran_before():
+    # forward remembers its plan per backend; load_state_dict must replace it
+    model = small("torchvision")
+    x = np.random.default_rng(3).standard_normal((1,) + model.input_shape).astype(np.float32)
+    before = model(x, backend="numba")
+    weights = model.state_dict()
+    weights["classifier.6.bias"] = weights["classifier.6.bias"] + 1.0
+    model.load_state_dict(weights)
+    np.testing.assert_allclose(model(x, backend="numba"), before + 1.0, rtol=1e-5, atol=1e-5)

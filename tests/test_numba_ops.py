@@ -23,7 +23,7 @@ import loop_oracles as loops
 from numalex import backends
 from numalex.backends import checks
 from numalex.kernels import (blas, conv, conv_im2row, conv_shifted, ladder, winograd, winograd_f4,
-                             winograd_products)
+                             winograd_products, winograd_tiling)
 from numalex.shapes import ShapeError
 from numalex.testing import conv_cases
 from numba_op_checks import F, assert_close, nb, random, t  # noqa: F401  (F: a fixture)
@@ -150,7 +150,7 @@ def test_kernel_blocks_add_up_to_the_kernel(k):
     """split_kernel's 3x3 blocks, each put back at its offset (2*bu, 2*bv),
     sum to the kernel: every tap in exactly one block."""
     w = random((2, 3, k, k))
-    blocks = winograd.split_kernel(w)
+    blocks = winograd_tiling.split_kernel(w)
     assert blocks.shape == (k // 2, k // 2, 2, 3, 3, 3)
     total = np.zeros((2, 3, k + 3, k + 3), dtype=np.float32)
     for bu in range(k // 2):
@@ -183,7 +183,7 @@ def test_prepared_conv_weights_are_read_only_and_keep_their_transforms():
 @pytest.mark.parametrize("tile", [2, 4])
 def test_block_plan_places_every_block_once_at_its_offset(k, tile):
     """Shift (th, tw) plus slot (rh, rw) is the block's offset (2*bu, 2*bv)."""
-    slots, shifts, table = winograd.block_plan((k // 2, k // 2), tile)
+    slots, shifts, table = winograd_tiling.block_plan((k // 2, k // 2), tile)
     placed = [(block, (tile * th + rh, tile * tw + rw))
               for (th, tw), row in zip(shifts, table)
               for (rh, rw), block in zip(slots, row) if block is not None]
@@ -352,3 +352,15 @@ def test_conv2d_matches_torch(F, n, c, h, w, o, k, stride, padding, groups, dila
     want = F.conv2d(t(x), t(wt), t(b), stride=stride, padding=padding, dilation=dilation,
                     groups=groups).numpy()
     assert_close(nb.conv2d(x, wt, b, stride, padding, groups, dilation), want)
+
+
+def test_a_fused_pool_given_as_a_list_runs_like_a_tuple():
+    # conv_winograd remembers its tiling per shape; a pool= list (not
+    # hashable) must still run and give what the tuple gives
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((1, 8, 13, 13)).astype(np.float32)
+    w = rng.standard_normal((16, 8, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(16).astype(np.float32)
+    as_tuple = winograd.conv_winograd(x, w, b, padding=1, relu=True, pool=(3, 2, 0, False))
+    as_list = winograd.conv_winograd(x, w, b, padding=1, relu=True, pool=[3, 2, 0, False])
+    np.testing.assert_array_equal(as_list, as_tuple)

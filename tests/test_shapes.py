@@ -85,3 +85,16 @@ def test_adaptive_bins_cover_every_row_like_pytorch(n, out):
     for i, (start, end) in enumerate(bins):        # PyTorch's definition, in floats
         assert start == int(i * n / out) and end == -int(-(i + 1) * n // out)
         assert end > start
+
+
+def test_remembered_answers_keep_every_refusal():
+    # conv_output_size remembers its answers; True must never be taken for a
+    # remembered 1, a list must still be named, and a refusal comes every time
+    assert conv_output_size(10, 1) == 10
+    with pytest.raises(TypeError, match="kernel must be an integer, got True"):
+        conv_output_size(10, True)
+    with pytest.raises(TypeError, match=r"kernel must be an integer, got \[3\]"):
+        conv_output_size(10, [3])
+    for _ in range(2):
+        with pytest.raises(ShapeError, match="too small"):
+            conv_output_size(2, 5)

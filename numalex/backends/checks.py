@@ -14,7 +14,7 @@ import numbers
 
 import numpy as np
 
-from ..shapes import ShapeError, _check_int, check_pool_padding, conv_output_size
+from ..shapes import ShapeError, _check_int, check_pool_padding, conv_output_size, remembered
 
 
 def float32_array(value, op: str, what: str) -> np.ndarray:
@@ -25,6 +25,8 @@ def float32_array(value, op: str, what: str) -> np.ndarray:
     passed by mistake would run, unnormalised, without a word."""
     if not isinstance(value, np.ndarray):
         raise TypeError(f"{op}: {what} must be a NumPy array, got {type(value).__name__}")
+    if value.dtype == np.float32 and value.flags.c_contiguous:     # the common case, kept cheap
+        return value if type(value) is np.ndarray else value.view(np.ndarray)
     if not np.issubdtype(value.dtype, np.floating):
         raise TypeError(f"{op}: {what} must be floating point (float32), got {value.dtype}")
     return np.ascontiguousarray(value, dtype=np.float32)
@@ -58,6 +60,7 @@ def _axes(op: str, what: str, shape: tuple, layout: str) -> tuple:
     return shape
 
 
+@remembered
 def conv2d_shape(x_shape, w_shape, b_shape, stride, padding, groups, dilation) -> tuple:
     """x: (N, C, H, W), w: (O, C/groups, kh, kw), b: (O,) -> (N, O, Ho, Wo)."""
     n, channels, height, width = _axes("conv2d", "input x", x_shape, "(N, C, H, W)")
@@ -74,6 +77,7 @@ def conv2d_shape(x_shape, w_shape, b_shape, stride, padding, groups, dilation) -
             conv_output_size(width, kw, stride, padding, dilation))
 
 
+@remembered
 def max_pool2d_shape(x_shape, kernel, stride, padding, ceil_mode) -> tuple:
     """x: (N, C, H, W) -> (N, C, Ho, Wo); pool padding at most kernel//2."""
     n, channels, height, width = _axes("max_pool2d", "input x", x_shape, "(N, C, H, W)")
@@ -83,6 +87,7 @@ def max_pool2d_shape(x_shape, kernel, stride, padding, ceil_mode) -> tuple:
     return (n, channels, out_h, out_w)
 
 
+@remembered
 def adaptive_avg_pool2d_shape(x_shape, out_hw) -> tuple:
     """x: (N, C, H, W), out_hw: (oh, ow) -> (N, C, oh, ow)."""
     n, channels, _, _ = _axes("adaptive_avg_pool2d", "input x", x_shape, "(N, C, H, W)")
@@ -92,12 +97,14 @@ def adaptive_avg_pool2d_shape(x_shape, out_hw) -> tuple:
     return (n, channels, out_h, out_w)
 
 
+@remembered
 def lrn_shape(x_shape, size) -> tuple:
     """x: (N, C, H, W) -> the same shape; size >= 1 channels."""
     positive_int(size, "lrn: size")
     return _axes("lrn", "input x", x_shape, "(N, C, H, W)")
 
 
+@remembered
 def linear_shape(x_shape, w_shape, b_shape) -> tuple:
     """x: (N, in), w: (out, in), b: (out,) -> (N, out)."""
     n, features = _axes("linear", "input x", x_shape, "(N, in_features)")

@@ -44,9 +44,9 @@ from typing import Callable
 import numpy as np
 from numba import njit, prange
 
-from ..shapes import conv_output_size
 from . import parallel_gemm, pooling
 from .conv import scratch
+from .winograd_tiling import block_plan, split_kernel, tiling
 
 # Transformed tiles of at most this many bytes (V and M together) at once.
 BUDGET_BYTES = 64 * 2**20
@@ -233,22 +233,6 @@ def transform_output(m, frame_hw, ho, wo, z):
                         z[first + wo + 1, o] = y11
 
 
-def split_kernel(w: np.ndarray) -> np.ndarray:
-    """Cut a k x k kernel into 3 x 3 blocks at offsets (2*bu, 2*bv) that add
-    up to it: (O, Cg, kh, kw) -> (kh//2, kw//2, O, Cg, 3, 3). Along each
-    axis block b takes taps 2b and 2b + 1, the last block the rest (two or
-    three); missing taps are zeros. A 3x3 kernel is one block, itself."""
-    out_ch, c_per_group, kh, kw = w.shape
-    blocks_h, blocks_w = kh // 2, kw // 2
-    blocks = np.zeros((blocks_h, blocks_w, out_ch, c_per_group, 3, 3), dtype=np.float32)
-    for bu in range(blocks_h):
-        r0, r1 = 2 * bu, (kh if bu == blocks_h - 1 else 2 * bu + 2)
-        for bv in range(blocks_w):
-            q0, q1 = 2 * bv, (kw if bv == blocks_w - 1 else 2 * bv + 2)
-            blocks[bu, bv, :, :, :r1 - r0, :q1 - q0] = w[:, :, r0:r1, q0:q1]
-    return blocks
-
-
 @dataclass(frozen=True)
 class Scheme:
     """One Winograd algorithm F(m x m, 3 x 3): its tile sizes and transforms.
@@ -266,31 +250,6 @@ class Scheme:
 
 
 F2 = Scheme("F(2x2, 3x3)", 2, 4, transform_weights, transform_input, transform_output)
-
-
-def block_plan(blocks_hw, tile: int) -> tuple[list, list, list]:
-    """Where the 3 x 3 blocks of split_kernel read their input, for tiles of
-    `tile` outputs: (slots, shifts, table).
-
-    Block (bu, bv) reads the input 2*bu rows and 2*bv columns on: a whole
-    number of tiles (th, tw) plus an offset into a tile (rh, rw). Each
-    distinct offset is a slot with an input transform V of its own; each
-    distinct whole-tile shift is one set of GEMMs on V shifted by th rows
-    and tw columns of tiles. table[shift][slot] is the block there, or None.
-    F(2x2, 3x3) on a 5 x 5 kernel: one slot, four shifts; F(4x4, 3x3): four
-    slots (offsets 0 and 2 both ways), one shift.
-    """
-    where = {}
-    for bu in range(blocks_hw[0]):
-        for bv in range(blocks_hw[1]):
-            (th, rh), (tw, rw) = divmod(2 * bu, tile), divmod(2 * bv, tile)
-            where[bu, bv] = ((th, tw), (rh, rw))
-    shifts = sorted({shift for shift, _ in where.values()})
-    slots = sorted({slot for _, slot in where.values()})
-    table = [[None] * len(slots) for _ in shifts]
-    for block, (shift, slot) in where.items():
-        table[shifts.index(shift)][slots.index(slot)] = block
-    return slots, shifts, table
 
 
 def transformed_weights(w: np.ndarray, scheme: Scheme = F2) -> np.ndarray:
@@ -361,50 +320,38 @@ def conv_winograd(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=False
         raise ValueError(f"conv_winograd needs a kernel of at least 2 x 2, stride 1 and "
                          f"dilation 1, got kernel {tuple(w.shape[2:])}, stride {stride}, "
                          f"dilation {dilation}")
-    n_img, c_in, h, wd = x.shape
-    out_ch, c_per_group, kh, kw = w.shape
-    tile, points = scheme.tile, scheme.alpha ** 2
-    ho, wo = conv_output_size(h, kh, 1, padding), conv_output_size(wd, kw, 1, padding)
-    slots, shifts, _ = block_plan((kh // 2, kw // 2), tile)
+    n_img, c_in = x.shape[:2]
+    out_ch = w.shape[0]
+    t = tiling(x.shape, w.shape, padding, None if pool is None else tuple(pool), scheme.tile,
+               scheme.alpha, budget)
+    ho, wo = t.out_hw
+    frame_h, frame_w = t.frame_hw
     # u: (S, alpha^2, K*Cg, O), or the form `products` reads
     u = transformed_weights(w, scheme) if u is None else u
-    frame_h = -(-ho // tile) + max(th for th, _ in shifts)
-    frame_w = -(-wo // tile) + max(tw for _, tw in shifts)
-    frame = frame_h * frame_w                                   # tiles per image
-    tail = max(th * frame_w + tw for th, tw in shifts)         # what the last shifts read
-    y_hw = (ho, wo) if pool is None else tuple(
-        conv_output_size(n, pool[0], pool[1], pool[2], ceil_mode=pool[3]) for n in (ho, wo))
-    y_channels_last = np.empty((n_img,) + y_hw + (out_ch,), dtype=np.float32)
+    y_channels_last = np.empty((n_img,) + t.y_hw + (out_ch,), dtype=np.float32)
     y = y_channels_last.transpose(0, 3, 1, 2)                  # (N, O, Ho, Wo), a view
     x_channels_last = x.transpose(0, 2, 3, 1)                  # contiguous if a conv wrote x
-    reach = max(r for slot in slots for r in slot) + 2         # rows past the last tile's m
-    padded = (tile * frame_h + reach, tile * frame_w + reach)   # the rows, columns tiles read
-    depth = len(slots) * c_in                                   # V's channels, all slots
-    slot_offsets = np.array(slots, dtype=np.int64)              # (K, 2)
-    per_image = 4 * (padded[0] * padded[1] * c_in + points * frame * (depth + out_ch)
-                     + ho * wo * out_ch)
-    chunk = -(-n_img // -(-n_img // max(1, budget // per_image)))   # equal chunks
-    xp_all = scratch.take("winograd padded", chunk * padded[0] * padded[1] * c_in)
-    v_all = scratch.take("winograd input", points * (chunk * frame + tail) * depth)
-    m_all = scratch.take("winograd product", points * chunk * frame * out_ch)
-    z_all = scratch.take("winograd output", chunk * ho * wo * out_ch if pool else 0)
-    for start in range(0, n_img, chunk):
-        n = min(n_img, start + chunk) - start
-        positions = n * frame
-        xp = xp_all[:n * padded[0] * padded[1] * c_in].reshape((n,) + padded + (c_in,))
-        v = v_all[:points * (positions + tail) * depth]
-        m = m_all[:points * positions * out_ch].reshape(points, positions, out_ch)
+    xp_all = scratch.take("winograd padded", t.chunk * t.padded[0] * t.padded[1] * c_in)
+    v_all = scratch.take("winograd input", t.points * (t.chunk * t.frame + t.tail) * t.depth)
+    m_all = scratch.take("winograd product", t.points * t.chunk * t.frame * out_ch)
+    z_all = scratch.take("winograd output", t.chunk * ho * wo * out_ch if pool else 0)
+    for start in range(0, n_img, t.chunk):
+        n = min(n_img, start + t.chunk) - start
+        positions = n * t.frame
+        xp = xp_all[:n * t.padded[0] * t.padded[1] * c_in].reshape((n,) + t.padded + (c_in,))
+        v = v_all[:t.points * (positions + t.tail) * t.depth]
+        m = m_all[:t.points * positions * out_ch].reshape(t.points, positions, out_ch)
         z = (y_channels_last[start:start + n] if pool is None     # the output itself
              else z_all[:n * ho * wo * out_ch]).reshape(n * ho * wo, out_ch)
         if x_channels_last.flags.c_contiguous:
             pad_rows(x_channels_last[start:start + n], padding, xp)
         else:
             pad_channels_last(x[start:start + n], padding, xp)
-        rows = v.reshape(points, positions + tail, depth)       # (alpha^2, tiles, G*K*Cg)
-        scheme.transform_input(xp, slot_offsets, groups, frame_h, frame_w, rows)
+        rows = v.reshape(t.points, positions + t.tail, t.depth)   # (alpha^2, tiles, G*K*Cg)
+        scheme.transform_input(xp, t.slot_offsets, groups, frame_h, frame_w, rows)
         rows[:, positions:] = 0.0                               # read by junk tiles only
-        products(rows, u, m, shifts, frame_w, groups)
-        scheme.transform_output(m, (frame_h, frame_w), ho, wo, z)
+        products(rows, u, m, t.shifts, frame_w, groups)
+        scheme.transform_output(m, t.frame_hw, ho, wo, z)
         if pool is None:
             add_bias_in_place(z, b, relu)
         else:
