@@ -6,11 +6,12 @@ for the output size, allocates the output and calls a kernel from
 numalex.kernels:
 
     conv2d               the rung of the ladder that ladder.choose picks
-                         (numalex/kernels/ladder.py): from batch 8
-                         Winograd F(4x4, 3x3) (version 9; larger kernels in
-                         3x3 blocks; for strides above 1 after space-to-
-                         depth, version 10); below, the direct kernel
-                         (version 11, conv_direct.py)
+                         (numalex/kernels/ladder.py): stride 1, Winograd
+                         F(4x4, 3x3) on numalex's micro-kernel (version 12;
+                         larger kernels in 3x3 blocks) at any batch;
+                         strided (conv1), the direct kernel (version 11,
+                         conv_direct.py) below batch 8, space-to-depth +
+                         version 12 (version 13) from batch 8
     linear               batch 1-8: a Numba kernel that streams the weights
                          once; larger batches: the register-blocked
                          micro-kernel on 6 weight rows x 16 samples
@@ -25,10 +26,13 @@ memory. conv2d also takes ``pool=`` (FUSES_POOL): a max pool after the
 ReLU is taken straight from the GEMM's output, so the full-size
 convolution is never written (Model.forward does both by itself).
 
-Every GEMM goes through numalex.kernels.blas (NumPy's own OpenBLAS, called
-directly), never SciPy's: NumPy and SciPy each bring an OpenBLAS with its own
-threads, and using both in one forward pass made it several times slower on
-two cores.
+AlexNet's forward pass calls no BLAS: its convolutions and fully
+connected layers run on numalex's own kernels. The rungs that do call it
+(versions 3-10, and 5 and 7 for kernels Winograd cannot take at large
+batches) go through numalex.kernels.blas (NumPy's own OpenBLAS, called
+directly), never SciPy's: NumPy and SciPy each bring an OpenBLAS with its
+own threads, and using both in one forward pass made it several times
+slower on two cores.
 
 Kernels are compiled on first use and cached on disk (``cache=True``): in
 ``__pycache__`` next to the kernel sources, or under NUMBA_CACHE_DIR if set.

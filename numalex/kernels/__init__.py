@@ -8,17 +8,26 @@
     conv_im2row.py   -> im2row + GEMM (6)
     winograd.py   -> Winograd F(2x2, 3x3): 2.25x fewer multiply-adds for
                   3x3 kernels (and the driver every Winograd version uses)
+    winograd_tiling.py  how that driver cuts a convolution up: kernels
+                  into 3x3 blocks, outputs into tiles, images into rounds
     winograd_f4.py -> Winograd F(4x4, 3x3): 4x fewer; also after
                   space-to-depth, for strided kernels
     conv_direct.py -> direct convolution, register-blocked (11): no
-                  im2col, no BLAS; the backend's choice below batch 8
+                  im2col, no BLAS; the backend's choice for conv1 below
+                  batch 8
+    winograd_products.py -> F(4x4, 3x3) with its products on the
+                  micro-kernel (12; 13 after space-to-depth): the
+                  backend's choice for every other AlexNet convolution
+    microkernel.py  the 6 x 16 block of sums in vector registers that
+                  conv_direct, winograd_products and linear share
     simd.py       8-float vector registers for Numba kernels (intrinsics)
-    blas.py       the BLAS calls the backend makes (a GEMM that can add into
-                  its output and read windows of bigger arrays; a GEMV)
+    blas.py       the BLAS calls the lower rungs make (a GEMM that can add
+                  into its output and read windows of bigger arrays; a GEMV)
     parallel_gemm.py  many independent GEMMs at once, one per Numba thread,
-                  each a single-threaded OpenBLAS call (Winograd's products,
-                  row blocks of large-batch fully connected layers)
-    linear.py     small-batch fully connected layers that stream the weights
+                  each a single-threaded OpenBLAS call (the products of
+                  Winograd versions 8-10)
+    linear.py     fully connected layers: weights streamed once at small
+                  batches, the micro-kernel above
     pooling.py    max pooling (floor and ceil mode, and fused into a conv's
                   epilogue), adaptive average pooling
     pointwise.py  ReLU and local response normalisation

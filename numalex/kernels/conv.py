@@ -36,12 +36,12 @@ checks each one against the NumPy reference before it times them.
 This file holds versions 1-4 and what every version shares (output
 sizes, scratch buffers, columns_inside); 5 and 7 are in
 numalex/kernels/conv_shifted.py, 6 in conv_im2row.py, 8-10 (Winograd) in
-winograd.py and winograd_f4.py, 11 (direct) in conv_direct.py, 12
+winograd.py and winograd_f4.py, 11 (direct) in conv_direct.py, 12 and 13
 (Winograd on numalex's own micro-kernel) in winograd_products.py, and the
 whole ladder in order in ladder.py, whose choose() says which version the
 numba backend runs for which layer and batch. 3 is the one-image special
-case of 4. Versions 3-12 take ``relu=True`` to apply max(y, 0) in the same
-pass that adds the bias; 5 and 7-12 also take ``pool=`` (a max pool after
+case of 4. Versions 3-13 take ``relu=True`` to apply max(y, 0) in the same
+pass that adds the bias; 5 and 7-13 also take ``pool=`` (a max pool after
 it). The GEMMs of versions 3-10 call BLAS through numalex.kernels.blas.
 """
 from __future__ import annotations

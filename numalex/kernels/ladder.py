@@ -11,6 +11,8 @@ the CPU, from the definition to the fastest, for benchmarks/conv_ladder.py
     11    numalex/kernels/conv_direct.py   direct, register-blocked (no im2col, no BLAS)
     12    numalex/kernels/winograd_products.py
                                            Winograd F(4x4, 3x3), register-blocked products
+    13    numalex/kernels/winograd_products.py
+                                           space-to-depth + version 12
 """
 from __future__ import annotations
 
@@ -30,6 +32,8 @@ VERSIONS = {
     "10 space-to-depth + Winograd F(4x4, 3x3)": winograd_f4.conv_space_to_depth_winograd,
     "11 direct, register-blocked": conv_direct.conv_direct,
     "12 Winograd F(4x4, 3x3), register-blocked products": winograd_products.conv_winograd_products,
+    "13 space-to-depth + Winograd F(4x4, 3x3), register-blocked products":
+        winograd_products.conv_space_to_depth_winograd_products,
 }
 
 # Versions that compute only some convolutions, and which: the others raise
@@ -40,10 +44,13 @@ LIMITED = {
     "9 Winograd F(4x4, 3x3)": winograd.supports,
     "10 space-to-depth + Winograd F(4x4, 3x3)": winograd_f4.folds_to_winograd,
     "12 Winograd F(4x4, 3x3), register-blocked products": winograd.supports,
+    "13 space-to-depth + Winograd F(4x4, 3x3), register-blocked products":
+        winograd_f4.folds_to_winograd,
 }
 # Versions for larger strides: at stride 1 they are another version plus a
 # copy (space-to-depth folds nothing), so the benchmark does not time them there.
-STRIDED_ONLY = {"7 space-to-depth + shifted GEMM", "10 space-to-depth + Winograd F(4x4, 3x3)"}
+STRIDED_ONLY = {"7 space-to-depth + shifted GEMM", "10 space-to-depth + Winograd F(4x4, 3x3)",
+                "13 space-to-depth + Winograd F(4x4, 3x3), register-blocked products"}
 
 
 def computes(version: str, kernel_hw, stride: int, dilation: int) -> bool:
@@ -57,7 +64,8 @@ def computes(version: str, kernel_hw, stride: int, dilation: int) -> bool:
 TAKES_POOL = {"5 shifted GEMM", "7 space-to-depth + shifted GEMM", "8 Winograd F(2x2, 3x3)",
               "9 Winograd F(4x4, 3x3)", "10 space-to-depth + Winograd F(4x4, 3x3)",
               "11 direct, register-blocked",
-              "12 Winograd F(4x4, 3x3), register-blocked products"}
+              "12 Winograd F(4x4, 3x3), register-blocked products",
+              "13 space-to-depth + Winograd F(4x4, 3x3), register-blocked products"}
 # Versions that take u=, a transform of the weight a caller can compute once
 # and keep: TRANSFORMS[version](w, stride, dilation, groups).
 TRANSFORMS = {
@@ -70,6 +78,9 @@ TRANSFORMS = {
         lambda w, stride, dilation, groups: conv_direct.pack_weights(w, groups),
     "12 Winograd F(4x4, 3x3), register-blocked products":
         lambda w, stride, dilation, groups: winograd_products.transformed_panels(w, groups),
+    "13 space-to-depth + Winograd F(4x4, 3x3), register-blocked products":
+        lambda w, stride, dilation, groups: winograd_products.folded_panels(w, stride, dilation,
+                                                                           groups),
 }
 
 # What the numba backend runs. Every convolution Winograd can take (stride
@@ -80,9 +91,13 @@ TRANSFORMS = {
 # (OpenBLAS's products), at batch 32, 8.4 against 8.6. The others (conv1,
 # stride 4): below LARGE_BATCH images the direct kernel, which needs no
 # im2col and no OpenBLAS (at batch 1, 27 ms a pass against 35 for im2col +
-# GEMM and space-to-depth); from LARGE_BATCH on, space-to-depth into a
-# stride-1 problem and Winograd with OpenBLAS's products (version 10;
-# conv1 at batch 32 on one thread: 127 ms, against 170 for version 7).
+# GEMM and space-to-depth; version 13 saves 3% of conv1 alone there, and
+# nothing measurable in the pass); from LARGE_BATCH on, space-to-depth into
+# a stride-1 problem and version 12's products (version 13; conv1 at batch
+# 32: 43.8 ms against 47.4 for version 10, OpenBLAS's products, and 47.2
+# for the direct kernel). So from batch 8 AlexNet's forward pass makes no
+# BLAS call either. Kernels that fold to less than 2 x 2 and dilated ones
+# keep OpenBLAS's shifted GEMMs (versions 5 and 7) at large batches.
 LARGE_BATCH = 8
 
 
@@ -94,6 +109,6 @@ def choose(kernel_hw, stride: int, dilation: int, batch: int) -> str:
         return "11 direct, register-blocked"
     if stride > 1:
         if winograd_f4.folds_to_winograd(kernel_hw, stride, dilation):
-            return "10 space-to-depth + Winograd F(4x4, 3x3)"
+            return "13 space-to-depth + Winograd F(4x4, 3x3), register-blocked products"
         return "7 space-to-depth + shifted GEMM"
     return "5 shifted GEMM"

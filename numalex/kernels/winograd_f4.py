@@ -35,7 +35,7 @@ from numba import njit, prange
 
 from .conv import output_hw, scratch
 from .conv_shifted import fold_kernel
-from .winograd import Scheme, conv_winograd, transformed_weights
+from .winograd import Scheme, blas_products, conv_winograd, transformed_weights
 
 TILE = 4                # outputs per tile side (m)
 ALPHA = 6               # inputs per tile side (m + 3 - 1)
@@ -209,7 +209,7 @@ def folded_transform(w, stride, dilation):
 
 
 def conv_space_to_depth_winograd(x, w, b, stride=1, padding=0, groups=1, dilation=1,
-                                 relu=False, pool=None, u=None):
+                                 relu=False, pool=None, u=None, products=blas_products):
     """Version 10 (strides above 1): space-to-depth, then F(4x4, 3x3).
 
     Version 7's rewrite of a strided convolution as a stride-1 one on s*s
@@ -217,7 +217,8 @@ def conv_space_to_depth_winograd(x, w, b, stride=1, padding=0, groups=1, dilatio
     becomes 3x3 on 48), which then runs as version 9 instead of as shifted
     GEMMs: 2.25 multiplications per output and channel pair instead of 9.
     x: (N, C, H, W) -> (N, O, Ho, Wo); u: folded_transform(w, stride,
-    dilation) if known.
+    dilation) if known, or what `products` reads (conv_winograd's
+    strategy: version 13 passes winograd_products.multiply).
     """
     if not folds_to_winograd(w.shape[2:], stride, dilation):
         raise ValueError(f"conv_space_to_depth_winograd needs a stride above 1 (at stride 1 "
@@ -233,7 +234,7 @@ def conv_space_to_depth_winograd(x, w, b, stride=1, padding=0, groups=1, dilatio
     # the (N, C*s*s, bh, bw) view of channels-last memory: conv_winograd
     # pads it with row copies instead of transposing it
     return conv_winograd(folded.transpose(0, 3, 1, 2), w_folded, b, 1, 0, groups, 1, relu,
-                         pool, u=u, scheme=F4)
+                         pool, u=u, scheme=F4, products=products)
 
 
 @njit(parallel=True, cache=True)
