@@ -87,6 +87,36 @@ def test_streaming_kernel_edges(batch, out):
     assert_close(y, loops.linear(x, w, b))
 
 
+@pytest.mark.parametrize("parts", [1, 2, 3])
+@pytest.mark.parametrize("features,out,zeros", [(19, 13, 0.5), (37, 24, 0.0), (9, 5, 1.0),
+                                                (40, 3, 0.9)])
+def test_skipping_kernel_reads_only_nonzero_inputs(parts, features, out, zeros):
+    # rows of W^T four at a time; a part's last group repeats a row with x = 0;
+    # the columns past a multiple of 8 are summed one by one
+    rng = np.random.default_rng(features + out)
+    x = random((1, features), 8)
+    x[0, rng.random(features) < zeros] = 0.0
+    w, b = random((out, features), 9), random((out,), 10)
+    wt = np.ascontiguousarray(w.T)
+    wt[x[0] == 0] = np.nan                   # rows it must never read
+    partial = np.zeros((parts, out), np.float32)
+    linear_kernels.linear_skipping_zeros(x[0], np.flatnonzero(x[0]), wt, partial)
+    assert_close(partial.sum(axis=0)[None] + b, loops.linear(x, w, b))
+
+
+def test_prepared_weight_at_batch_1_skips_zero_inputs_unless_a_weight_is_infinite():
+    # a model's forward pass skips zero inputs at batch 1; with an infinite
+    # weight it must not: 0 * inf is NaN in PyTorch and in the reference
+    x, w, b = random((1, 30), 8), random((7, 30), 9), random((7,), 10)
+    x[0, ::3] = 0.0
+    prepared = nb.prepare_params({"w": w})["w"]
+    assert_close(nb.linear(x, prepared, b, relu=True), np.maximum(loops.linear(x, w, b), 0))
+    w[2, 3] = np.inf                                   # meets x[0, 3] == 0
+    prepared = nb.prepare_params({"w": w})["w"]
+    got = nb.linear(x, prepared, b)
+    assert np.isnan(got[0, 2]) and np.isfinite(np.delete(got[0], 2)).all()
+
+
 @pytest.mark.parametrize("batch,out", [(9, 1), (16, 6), (17, 13), (40, 7)])
 def test_blocked_kernel_edges(batch, out):
     # blocks of 6 weight rows and 16 samples: an edge block repeats its last

@@ -12,10 +12,12 @@ numalex.kernels:
                          strided (conv1), the direct kernel (version 11,
                          conv_direct.py) below batch 8, space-to-depth +
                          version 12 (version 13) from batch 8
-    linear               batch 1-8: a Numba kernel that streams the weights
-                         once; larger batches: the register-blocked
-                         micro-kernel on 6 weight rows x 16 samples
-                         (kernels/linear.py)
+    linear               batch 1 in a forward pass: only the rows of W^T
+                         whose input (a ReLU's output) is nonzero are
+                         read; batch 1-8 otherwise: a Numba kernel that
+                         streams the weights once; larger batches: the
+                         register-blocked micro-kernel on 6 weight rows x
+                         16 samples (kernels/linear.py)
     max_pool2d, adaptive_avg_pool2d, lrn
                          one parallel Numba kernel each
     relu                 one Numba kernel on the calling thread (memory-bound)
@@ -43,6 +45,7 @@ is set (see numalex/kernels/__init__.py for why).
 from __future__ import annotations
 
 import numpy as np
+from numba import get_num_threads
 
 from ..kernels import ladder, linear as linear_kernels, pointwise, pooling
 from ..shapes import adaptive_bins
@@ -75,21 +78,25 @@ def to_numpy(x: np.ndarray) -> np.ndarray:
 
 
 class PreparedWeight(np.ndarray):
-    """A conv weight, read-only, that keeps the transforms conv2d computes
-    from it (Winograd's, a folded kernel's, the direct kernel's packing) in
-    ``transforms``, keyed by (version, stride, dilation, groups): computed on
-    first use, then reused by every forward pass. Read-only so that weight
-    and transforms cannot drift apart."""
+    """A weight, read-only, that keeps what conv2d and linear compute from
+    it in ``transforms``: a conv weight its Winograd transform, folded
+    kernel or the direct kernel's packing, keyed by (version, stride,
+    dilation, groups); a fully connected weight its transpose, under
+    "transposed" (linear at batch 1). Computed on first use, then reused by
+    every forward pass. Read-only so that weight and transforms cannot
+    drift apart."""
 
 
 def prepare_params(params: dict) -> dict:
     """Weights as the kernels read them: float32, C-contiguous, so no call
     copies them again (conv weights reshape to GEMM matrices as views);
-    conv weights as PreparedWeight."""
+    conv weights as PreparedWeight copies, fully connected ones as
+    PreparedWeight views (no copy of their 234 MB: nothing but a transpose
+    is ever derived from them, and only at batch 1)."""
     prepared = {key: to_backend(value) for key, value in params.items()}
     for key, value in prepared.items():
-        if value.ndim == 4:
-            weight = value.copy().view(PreparedWeight)
+        if value.ndim in (2, 4):
+            weight = (value.copy() if value.ndim == 4 else value).view(PreparedWeight)
             weight.transforms = {}
             weight.flags.writeable = False
             prepared[key] = weight
@@ -199,17 +206,39 @@ def relu(x):
 
 def linear(x, w, b, relu=False):
     """x: (N, in), w: (out, in), b: (out,) -> (N, out) = x w^T + b;
-    relu=True returns max(x w^T + b, 0)."""
+    relu=True returns max(x w^T + b, 0).
+
+    One sample and a prepared weight (a model's forward pass): only the
+    rows of W^T whose input is nonzero are read (linear_skipping_zeros);
+    up to 8 samples: the weights streamed once; more: the register-blocked
+    micro-kernel (numalex/kernels/linear.py)."""
+    transforms = getattr(w, "transforms", None)           # a PreparedWeight's cache
     x, w, b = (_float32(a, "linear", what) for a, what in
                ((x, "input x"), (w, "weight"), (b, "bias")))
     checks.linear_shape(x.shape, w.shape, b.shape)
     y = np.empty((x.shape[0], w.shape[0]), dtype=np.float32)
     if x.shape[0] == 0:
         return y
-    if x.shape[0] in STREAMING_BATCHES:
-        linear_kernels.linear_streaming(x, w, b, y)
-        if relu:
-            pointwise.relu(y.reshape(-1), y.reshape(-1))
+    if x.shape[0] > STREAMING_BATCHES[-1]:
+        linear_kernels.linear_blocked(w, linear_kernels.pack_samples(x), b, relu, y)
         return y
-    linear_kernels.linear_blocked(w, linear_kernels.pack_samples(x), b, relu, y)
+    transposed = (_transposed_if_finite(w, transforms) if x.shape[0] == 1
+                  and transforms is not None else None)
+    if transposed is not None:
+        partial = np.zeros((get_num_threads(), w.shape[0]), dtype=np.float32)
+        linear_kernels.linear_skipping_zeros(x[0], np.flatnonzero(x[0]), transposed, partial)
+        np.add(partial.sum(axis=0), b, out=y[0])
+    else:
+        linear_kernels.linear_streaming(x, w, b, y)
+    if relu:
+        pointwise.relu(y.reshape(-1), y.reshape(-1))
     return y
+
+
+def _transposed_if_finite(w, transforms):
+    """W^T, C-contiguous, kept in a PreparedWeight's transforms; None when W
+    holds a NaN or an infinity: 0 * inf is NaN, so then no input may be
+    skipped (weights loaded with allow_nonfinite, or set by hand)."""
+    if "transposed" not in transforms:
+        transforms["transposed"] = np.ascontiguousarray(w.T) if np.isfinite(w).all() else None
+    return transforms["transposed"]
