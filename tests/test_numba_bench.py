@@ -9,10 +9,12 @@ import numba
 import numpy as np
 import pytest
 
+import numalex
 from numalex import cli
 from numalex.commands import bench, bench_process
 from numalex.commands.bench_process import RunnerSpec
 from numalex.kernels import choose_threading_layer
+from numalex.visualize import activations
 
 TESTS = str(Path(__file__).resolve().parent)
 SMALL = {"width": 0.25, "num_classes": 10}
@@ -43,8 +45,6 @@ def test_threading_layer_is_openmp_with_a_short_spin_else_workqueue(monkeypatch)
 
 
 def test_macs_per_image_matches_the_design_figure():
-    import numalex
-
     assert bench.macs_per_image(numalex.alexnet("torchvision")) == 714_188_480
 
 
@@ -83,6 +83,13 @@ def test_bench_times_each_runner_in_fresh_processes_and_prints_the_tables(capsys
     assert "| AlexNet-224 (torchvision) | 2 | numpy |" in captured.out
     assert "| classifier.1 | Linear |" in captured.out            # the per-layer table
     assert "Machine: " in captured.out
+    # fc6's input is the last pool's output (the 6 x 6 average pool is the
+    # identity at 224): its nonzero share, from the numpy reference's
+    # activations, is what the numba runner reports for classifier.1
+    model = numalex.alexnet("torchvision", **SMALL)
+    x = bench_process.images(model.input_shape, 1, 0)
+    pooled = activations(model, x, ["features.12"])["features.12"]
+    assert f"classifier.1 {100 * np.count_nonzero(pooled) / pooled.size:.0f}%" in captured.out
 
 
 @pytest.mark.parametrize("argument", [["--repeats", "0"], ["--rounds", "0"],
@@ -156,7 +163,6 @@ def test_fastest_available_skips_the_cuda_simulator():
 def test_classify_uses_the_fastest_backend_by_default(monkeypatch, tmp_path, capsys):
     """classify with no --backend runs the model on backends.fastest_available()."""
     image_module = pytest.importorskip("PIL.Image", reason="classify needs Pillow")
-    import numalex
     from numalex import backends
     from numalex.model import Model
 

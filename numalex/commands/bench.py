@@ -207,16 +207,20 @@ def validate(specs, model, folder, reference: str) -> dict:
 
 def report(specs: list[RunnerSpec], variants, batches, rounds, repeats, layer_batches,
            reference: str, baseline: str | None = None, layer_runners=(),
-           prepare=None, memory_batch=0, compile_time=False, model_options=None) -> int:
+           prepare=None, memory_batch=0, compile_time=False, model_options=None,
+           nonzero_runner: str | None = "numba") -> int:
     """Validate, time and print every table; return the exit status.
 
     specs: the runners, in column order; reference: the one the others are
     validated against; baseline: the one throughput ratios are taken to;
     layer_runners: those whose per-layer times are tabulated;
     prepare(model, folder): writes what loaders need beyond the weights;
-    model_options: keyword arguments of alexnet() (tests build small nets).
+    model_options: keyword arguments of alexnet() (tests build small nets);
+    nonzero_runner: the runner that reports, in a fresh process after the
+    timing, how much of each fully connected layer's input is nonzero for
+    one seeded image (its batch-1 times depend on that).
     """
-    sections, rows = [], []
+    sections, rows, notes = [], [], []
     with tempfile.TemporaryDirectory() as folder:
         for variant in variants:
             model = alexnet(variant, **(model_options or {}))
@@ -245,10 +249,19 @@ def report(specs: list[RunnerSpec], variants, batches, rounds, repeats, layer_ba
                 sections.append(f"### Per layer: {label}, batch {batch} "
                                 f"(median ms, GFLOP/s in brackets)\n\n"
                                 + layer_table(model, batch, per_runner))
+            for spec in (s for s in specs if s.name == nonzero_runner):
+                nonzero = bench_process.in_fresh_process(
+                    spec, variant, model.input_shape, folder, [{"kind": "nonzero", "batch": 1}])[0]
+                notes.append(f"{label}, batch 1: nonzero inputs "
+                             + ", ".join(f"{name} {100 * f:.0f}%" for name, f in nonzero))
     ratio = f"vs {baseline} (throughput)" if baseline else ""
     print(f"## Throughput: {rounds} rounds of fresh processes, {repeats} timed passes "
           f"each; median (range of per-process medians)\n")
     print(markdown(["model", "batch", "runner", "ms", "ms/image", "GFLOP/s", ratio], rows))
+    if notes:
+        print(f"\nAt batch 1 {nonzero_runner} reads only the weight rows of a fully connected "
+              f"layer's nonzero inputs (a ReLU's zeros are skipped), so its batch-1 times "
+              f"depend on the data:\n" + "\n".join(f"- {note}" for note in notes))
     for section in sections:
         print("\n" + section)
     if memory_batch:

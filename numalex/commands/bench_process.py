@@ -27,6 +27,7 @@ variant, tasks) and a result. A task is one of
     {"kind": "time", "batches": [...], "runs": k, "warmup": w}
                                                  seconds of each timed pass
     {"kind": "layers", "batch": N, "runs": k}    layer_times of seeded images
+    {"kind": "nonzero", "batch": N}              linear_inputs_nonzero of seeded images
 """
 from __future__ import annotations
 
@@ -41,7 +42,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import backends
 from ..alexnet import alexnet
+from ..layers import Linear
 from ..progress import progress
 
 
@@ -95,6 +98,18 @@ class NumalexRunner:
     def run(self, x):
         return self.model(x, backend=self.backend)
 
+    def linear_inputs_nonzero(self, x):
+        """[(layer, fraction of its input that is nonzero)] for each Linear
+        layer: at batch 1 the numba backend reads only the weight rows of
+        nonzero inputs, so its time depends on these fractions."""
+        be, weights = backends.get(self.backend), self.model.state_dict()
+        h, fractions = be.to_backend(x), []
+        for name, spec in self.model.layers:
+            if isinstance(spec, Linear):
+                fractions.append((name, float(np.count_nonzero(be.to_numpy(h)) / h.size)))
+            h = spec.forward(be, h, {s: weights[f"{name}.{s}"] for s in spec.param_shapes()})
+        return fractions
+
     def layer_times(self, x, runs: int):
         """numalex's trace: every layer on its own (unfused), median seconds."""
         self.model.trace(x, backend=self.backend)                    # warm-up
@@ -140,6 +155,8 @@ def work(job: dict) -> list:
                                                   task["warmup"]) for b in task["batches"]})
         elif task["kind"] == "layers":
             results.append(runner.layer_times(x, task["runs"]))
+        elif task["kind"] == "nonzero":
+            results.append(runner.linear_inputs_nonzero(x))
         else:
             raise ValueError(f"unknown task {task['kind']!r}")
     return results
