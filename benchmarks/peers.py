@@ -33,6 +33,8 @@ import sys
 import warnings
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
@@ -107,8 +109,7 @@ def node_times(profile: list, skip_runs: int = 1) -> list[tuple[str, str, float]
             node = e["name"][:-len("_kernel_time")]
             durations.setdefault(node, []).append(e["dur"] * 1e-6)
             ops[node] = e["args"]["op_name"]
-    count = len(runs) - skip_runs
-    return [(node, ops[node], sum(d) / count) for node, d in durations.items()]
+    return [(node, ops[node], float(np.median(d))) for node, d in durations.items()]
 
 
 # ONNX Runtime op -> the numalex layer type it computes (its ReLU fused in)

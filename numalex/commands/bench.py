@@ -205,6 +205,12 @@ def validate(specs, model, folder, reference: str) -> dict:
             for name, y in logits.items() if name != reference}
 
 
+# Profiled passes per runner for a per-layer table: one layer of a batch-1
+# pass takes a millisecond or two, and on a shared machine a median of 3
+# still caught the odd burst of load from other programs.
+LAYER_RUNS = 7
+
+
 def report(specs: list[RunnerSpec], variants, batches, rounds, repeats, layer_batches,
            reference: str, baseline: str | None = None, layer_runners=(),
            prepare=None, memory_batch=0, compile_time=False, model_options=None,
@@ -242,7 +248,7 @@ def report(specs: list[RunnerSpec], variants, batches, rounds, repeats, layer_ba
                 rows += throughput_rows(label, macs_per_image(model), batch, seconds,
                                         [s.name for s in specs], baseline)
             for batch in layer_batches:
-                task = {"kind": "layers", "batch": batch, "runs": 3}
+                task = {"kind": "layers", "batch": batch, "runs": LAYER_RUNS}
                 per_runner = {s.name: bench_process.in_fresh_process(
                     s, variant, model.input_shape, folder, [task])[0]
                     for s in specs if s.name in layer_runners}
