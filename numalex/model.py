@@ -90,24 +90,10 @@ def check_input(x, channels: int = 3) -> np.ndarray:
                         f"convert images with x.astype(np.float32) and normalise them")
     with np.errstate(over="ignore"):             # overflow is reported just below
         x = x.astype(np.float32, copy=False)
-    if not _all_finite(x):
+    if not np.isfinite(x).all():
         raise ValueError("input contains NaN or infinity (as float32: values beyond "
                          "+-3.4e38 overflow)")
     return x
-
-
-def _all_finite(x: np.ndarray) -> bool:
-    """np.isfinite(x).all(), a block of 64K values at a time. The one-shot
-    form allocates a mask as large as x; at 150 KB (one 224 x 224 image)
-    that comes fresh from the operating system on every call, and its page
-    faults cost several times the check itself."""
-    flat = x.reshape(-1)
-    mask = np.empty(min(flat.size, 1 << 16), dtype=bool)
-    for start in range(0, flat.size, mask.size):
-        block = flat[start:start + mask.size]
-        if not np.isfinite(block, out=mask[:block.size]).all():
-            return False
-    return True
 
 
 class Model:

@@ -51,8 +51,7 @@ def test_a_huge_wrong_channel_input_is_refused_without_allocating(dtype):
 
 @pytest.mark.parametrize("where", [0, 65535, 65536, 3 * 224 * 224 - 1])
 def test_a_nan_anywhere_is_found(where):
-    # the finiteness check walks the input in blocks of 64K values: a NaN on
-    # either side of a block boundary, and in the last value, is found
+    # a single NaN is found wherever it lies: first, last, or in between
     x = np.zeros((1, 3, 224, 224), np.float32)
     x.reshape(-1)[where] = np.nan
     with pytest.raises(ValueError, match="NaN or infinity"):
