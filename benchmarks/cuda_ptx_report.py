@@ -46,6 +46,7 @@ def kernels():
     from numba import boolean, float32, int32, int64
 
     from numalex.backends import cuda_ladder as ladder
+    from numalex.backends import cuda_linear as linear
     from numalex.backends import cuda_windows as windows
     from numalex.backends import cuda_winograd as winograd
     from numalex.backends.cuda_conv_naive import conv_naive_kernel
@@ -80,6 +81,9 @@ def kernels():
     yield "adaptive_avg", windows.adaptive_avg_kernel.py_func, \
         (nchw, int32[:, ::1], int32[:, ::1], nchw), 256
     yield "lrn", windows.lrn_kernel.py_func, (nchw, nchw, int64) + (float32,) * 3, 256
+    # Fully connected layers up to 8 samples: one warp per output row.
+    yield "linear rows", linear.linear_rows_kernel.py_func, \
+        (w2d, w2d, float32[::1], boolean, w2d), linear.THREADS
 
 
 def find_ptxas() -> str | None:

@@ -71,6 +71,13 @@ def test_linear_matches_reference(tiles):
     assert_close(cu.to_numpy(cu.linear(x, w, b, tiles=tiles)), ref.linear(x, w, b))
 
 
+@pytest.mark.parametrize("batch", [1, 8, 9])     # one warp per row up to 8, then the GEMM
+@pytest.mark.parametrize("out", [1, 13])          # a block of 8 rows partly or mostly empty
+def test_linear_by_rows_then_by_gemm_matches_reference(batch, out):
+    x, w, b = random(batch, 70, seed=7), random(out, 70, seed=8), random(out, seed=9)
+    assert_close(cu.to_numpy(cu.linear(x, w, b)), ref.linear(x, w, b))
+
+
 def test_linear_fused_relu():
     x, w, b = random(2, 20, seed=10), random(9, 20, seed=11), random(9, seed=12)
     want = np.maximum(ref.linear(x, w, b), 0)
