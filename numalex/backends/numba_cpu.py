@@ -92,7 +92,9 @@ def prepare_params(params: dict) -> dict:
     copies them again (conv weights reshape to GEMM matrices as views);
     conv weights as PreparedWeight copies, fully connected ones as
     PreparedWeight views (no copy of their 234 MB: nothing but a transpose
-    is ever derived from them, and only at batch 1)."""
+    is ever derived from them, and only at batch 1). A model's arrays
+    change only through load_state_dict, which drops every prepared set
+    (Model._layer_params), so a view's transpose cannot go stale."""
     prepared = {key: to_backend(value) for key, value in params.items()}
     for key, value in prepared.items():
         if value.ndim in (2, 4):
