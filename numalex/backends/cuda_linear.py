@@ -13,15 +13,31 @@ partial sums meet in shared memory and lane n adds up sample n's 32 of
 them. Eight warps (eight rows) per block, so fc6 runs as 512 blocks.
 No shuffles, so the CUDA simulator runs it too; no thread returns before
 the barrier.
+
+The backend takes this path for weights of at least ROWS_MIN_WEIGHTS
+floats (AlexNet's fc6-8). Below that, either kernel is little more than
+a launch, and the GEMM's fewer threads keep the tests' tiny nets quick in
+the simulator, which runs every GPU thread in Python.
 """
 from __future__ import annotations
 
+import numpy as np
 from numba import cuda, float32
 
 WARP = 32
 ROWS_PER_BLOCK = 8                  # warps per block
 THREADS = WARP * ROWS_PER_BLOCK
 SMALL_BATCH = 8                     # the most samples one warp keeps sums for
+ROWS_MIN_WEIGHTS = 2**20            # 4 MB of float32 weights
+
+
+def by_rows(x, w, b, relu: bool):
+    """linear_rows_kernel launched over every output row: x (N, K) with
+    N <= SMALL_BATCH, w (O, K), b (O,), device arrays, checked by the
+    caller -> a new (N, O) device array."""
+    y = cuda.device_array((x.shape[0], w.shape[0]), dtype=np.float32)
+    linear_rows_kernel[-(-w.shape[0] // ROWS_PER_BLOCK), THREADS](x, w, b, relu, y)
+    return y
 
 
 @cuda.jit

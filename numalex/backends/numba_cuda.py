@@ -66,8 +66,8 @@ cuda = _import_cuda()
 from . import cuda_ladder as ladder  # noqa: E402
 from .cuda_gemm import GemmTiles  # noqa: E402
 from .cuda_gemm_blocked import BlockedTiles  # noqa: E402,F401  (for callers' tiles=)
-from .cuda_linear import (ROWS_PER_BLOCK, SMALL_BATCH, THREADS,  # noqa: E402
-                          linear_rows_kernel)
+from . import cuda_linear as rows_linear  # noqa: E402
+from .cuda_linear import ROWS_MIN_WEIGHTS, SMALL_BATCH  # noqa: E402
 from .cuda_windows import (adaptive_avg_kernel, blocks, lrn_kernel,  # noqa: E402
                            max_pool_kernel, relu_kernel)
 from .cuda_backward import (adaptive_avg_pool2d_backward, conv2d_backward,  # noqa: E402,F401
@@ -172,8 +172,9 @@ def conv2d(x, w, b, stride=1, padding=0, groups=1, dilation=1, relu=False, tiles
 def linear(x, w, b, relu=False, tiles=None):
     """x: (N, in), w: (out, in), b: (out,) -> (N, out) = x w^T + b.
 
-    Up to SMALL_BATCH samples (and no tiles asked for): one warp per output
-    row (cuda_linear.py), which streams W at memory speed. Above, a linear
+    Up to SMALL_BATCH samples, a weight of ROWS_MIN_WEIGHTS floats or more
+    and no tiles asked for: one warp per output row (cuda_linear.py), which
+    streams W at memory speed. Otherwise a linear
     layer is a 1x1 convolution of a 1x1 image with `in` channels, so it
     runs through conv2d's tiled GEMM (rows: out features, columns: the
     batch). relu and tiles as in conv2d.
@@ -182,10 +183,8 @@ def linear(x, w, b, relu=False, tiles=None):
                ((x, "input x"), (w, "weight"), (b, "bias")))
     n, out_features = checks.linear_shape(x.shape, w.shape, b.shape)
     features = x.shape[1]
-    if 0 < n <= SMALL_BATCH and tiles is None:
-        y = cuda.device_array((n, out_features), dtype=np.float32)
-        linear_rows_kernel[blocks(out_features, ROWS_PER_BLOCK), THREADS](x, w, b, relu, y)
-        return y
+    if 0 < n <= SMALL_BATCH and tiles is None and w.size >= ROWS_MIN_WEIGHTS:
+        return rows_linear.by_rows(x, w, b, relu)
     y = conv2d(x.reshape(n, features, 1, 1), w.reshape(out_features, features, 1, 1), b,
                relu=relu, tiles=tiles)
     return y.reshape(n, out_features)
